@@ -1,0 +1,58 @@
+# ragctx — `make run` and `make test` are the two commands a new user needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+# Offline copies of the models and tiktoken files (this machine has no model hub).
+OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
+	RAGAS_DO_NOT_TRACK=true \
+	TIKTOKEN_CACHE_DIR=$$($(PY) -c 'import llama_index.core, os; print(os.path.join(os.path.dirname(llama_index.core.__file__), "_static", "tiktoken_cache"))')
+THREADS := OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
+
+.PHONY: help install run serve ingest test test-slow lint fmt bench eval clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch first, exactly this version: the CPU build on disk; any other spec pulls CUDA.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	$(PY) -m service.offline > ragctx.toml
+	touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install ragctx with its dev tools
+
+ingest: install ## ingest the sample corpus in data/docs into the embedded store
+	$(OFFLINE) $(VENV)/bin/ragctx ingest data/docs --collection docs
+
+run: ingest ## install, ingest data/docs, then query it (the HTTP issue turns this into a server)
+	$(OFFLINE) $(VENV)/bin/ragctx stats --collection docs
+	$(OFFLINE) $(VENV)/bin/ragctx search "what is the maximum message size?" --collection docs --tenant acme --groups support
+
+lint: install ## ruff + mypy --strict
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: install ## format the code
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: install lint ## lint, then the fast test suite (real store, real models, real HTTP)
+	$(OFFLINE) $(THREADS) $(PY) -m pytest -q
+
+test-slow: install ## the slow, benchmark-sized tests
+	$(OFFLINE) $(THREADS) $(PY) -m pytest -q -m slow
+
+bench: install ## benchmarks: ingest speed, assembler speed; results in bench/results/
+	$(OFFLINE) $(THREADS) $(PY) bench/bench_ingest.py --json-out bench/results/ingest.json
+	$(OFFLINE) $(THREADS) $(PY) bench/bench_assembler.py --json-out bench/results/assembler.json
+
+clean: ## remove the venv and the local store
+	rm -rf $(VENV) .ragctx ragctx.toml

@@ -1,0 +1,265 @@
+"""Qdrant server/cluster backend through ``qdrant-client``.
+
+Tests run this backend against qdrant-client's in-process local mode, the stand-in for a
+server on machines where none can run (functionally equal, far slower).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+from index.errors import RagctxError, StoreUnavailableError, UnknownCollectionError
+from index.schema import (
+    BM25,
+    DENSE,
+    INDEXED_FIELDS,
+    Condition,
+    DateRange,
+    Filter,
+    HybridQuery,
+    HybridResult,
+    MatchAny,
+    MatchValue,
+    PointRecord,
+    StoredPoint,
+    validate_collection_name,
+)
+
+log = logging.getLogger(__name__)
+
+
+class ClientStore:
+    """Collections on a Qdrant server (or qdrant-client local mode), same schema as Edge."""
+
+    def __init__(self, client: QdrantClient) -> None:
+        self.client = client
+        self._known: set[str] = set()
+
+    @classmethod
+    def connect(cls, url: str, *, api_key: str | None = None, timeout: int = 30) -> ClientStore:
+        """Connect to a server by URL and check it answers."""
+        client = QdrantClient(url=url, api_key=api_key, timeout=timeout)
+        try:
+            client.get_collections()
+        except (UnexpectedResponse, ResponseHandlingException, OSError) as err:
+            raise StoreUnavailableError(
+                f"cannot reach the Qdrant server at {url}: {err}; check RAGCTX_QDRANT_URL and "
+                "RAGCTX_QDRANT_API_KEY"
+            ) from err
+        return cls(client)
+
+    def close(self) -> None:
+        """Close the client; idempotent."""
+        self.client.close()
+
+    def collections(self) -> list[str]:
+        """Collection names on the server."""
+        return sorted(c.name for c in self.client.get_collections().collections)
+
+    def has_collection(self, name: str) -> bool:
+        """Whether the collection exists (cached once seen)."""
+        if name in self._known:
+            return True
+        exists = bool(self.client.collection_exists(validate_collection_name(name)))
+        if exists:
+            self._known.add(name)
+        return exists
+
+    def _check(self, name: str) -> None:
+        if not self.has_collection(name):
+            raise UnknownCollectionError(name, available=self.collections())
+
+    def create_collection(self, name: str, *, dense_dim: int, meta: dict[str, Any]) -> None:
+        """Create with named vectors, the IDF modifier and the payload indexes."""
+        self.client.create_collection(
+            validate_collection_name(name),
+            vectors_config={DENSE: models.VectorParams(size=dense_dim, distance=models.Distance.COSINE)},
+            sparse_vectors_config={BM25: models.SparseVectorParams(modifier=models.Modifier.IDF)},
+            metadata=meta,
+        )
+        for field, kind in INDEXED_FIELDS.items():
+            self.client.create_payload_index(name, field, field_schema=_index_schema(kind))
+        self._known.add(name)
+
+    def collection_meta(self, name: str) -> dict[str, Any]:
+        """The metadata stored with the collection."""
+        self._check(name)
+        info = self.client.get_collection(name)
+        return dict(info.config.metadata or {})
+
+    def drop_collection(self, name: str) -> None:
+        """Delete the collection."""
+        self._check(name)
+        self.client.delete_collection(name)
+        self._known.discard(name)
+
+    def upsert(self, name: str, points: Sequence[PointRecord]) -> None:
+        """Upsert and wait for the write to be applied."""
+        if not points:
+            return
+        self._check(name)
+        self.client.upsert(
+            name,
+            points=[
+                models.PointStruct(
+                    id=p.id,
+                    vector={
+                        DENSE: p.dense,
+                        BM25: models.SparseVector(indices=p.sparse.indices, values=p.sparse.values),
+                    },
+                    payload=p.payload,
+                )
+                for p in points
+            ],
+            wait=True,
+        )
+
+    def delete(self, name: str, ids: Sequence[str]) -> None:
+        """Delete by id and wait."""
+        if ids:
+            self._check(name)
+            self.client.delete(name, points_selector=models.PointIdsList(points=list(ids)), wait=True)
+
+    def flush(self, name: str) -> None:
+        """A server persists on its own."""
+
+    def scroll(
+        self,
+        name: str,
+        flt: Filter | None = None,
+        *,
+        fields: Sequence[str] | None = None,
+        batch: int = 1024,
+    ) -> Iterator[StoredPoint]:
+        """Page through matching points."""
+        self._check(name)
+        payload: bool | list[str] = True if fields is None else list(fields)
+        offset: Any = None
+        while True:
+            records, offset = self.client.scroll(
+                name, scroll_filter=_filter(flt), limit=batch, offset=offset,
+                with_payload=payload, with_vectors=False,
+            )
+            for r in records:
+                yield StoredPoint(id=str(r.id), payload=dict(r.payload or {}))
+            if offset is None:
+                return
+
+    def retrieve(
+        self, name: str, ids: Sequence[str], *, with_vectors: bool = False
+    ) -> list[StoredPoint]:
+        """Points by id."""
+        if not ids:
+            return []
+        self._check(name)
+        records = self.client.retrieve(
+            name, ids=list(ids), with_payload=True, with_vectors=[DENSE] if with_vectors else False
+        )
+        return [_stored(r, with_vectors) for r in records]
+
+    def count(self, name: str, flt: Filter | None = None) -> int:
+        """Exact count."""
+        self._check(name)
+        return int(self.client.count(name, count_filter=_filter(flt), exact=True).count)
+
+    def facet(
+        self, name: str, key: str, flt: Filter | None = None, limit: int = 10_000
+    ) -> dict[str, int]:
+        """Counts per value of a keyword field."""
+        self._check(name)
+        res = self.client.facet(name, key=key, facet_filter=_filter(flt), limit=limit, exact=True)
+        return {str(h.value): int(h.count) for h in res.hits}
+
+    def hybrid(self, name: str, query: HybridQuery) -> HybridResult:
+        """Fused query plus both legs alone in one batch request."""
+        self._check(name)
+        flt = _filter(query.filter)
+        sparse = models.SparseVector(indices=query.sparse.indices, values=query.sparse.values)
+        corpus = _filter(query.idf_filter)
+        idf = (
+            models.SearchParams(idf=models.IdfCorpusParams(corpus=corpus))
+            if corpus is not None
+            else None
+        )
+        with_vector: bool | list[str] = [DENSE] if query.with_vectors else False
+        requests = [
+            models.QueryRequest(
+                prefetch=[
+                    models.Prefetch(query=query.dense, using=DENSE, filter=flt, limit=query.dense_limit),
+                    models.Prefetch(
+                        query=sparse, using=BM25, filter=flt, limit=query.sparse_limit, params=idf
+                    ),
+                ],
+                query=models.RrfQuery(rrf=models.Rrf(k=query.rrf_k)),
+                filter=flt,
+                limit=query.limit,
+                with_payload=True,
+                with_vector=with_vector,
+            ),
+            models.QueryRequest(query=query.dense, using=DENSE, filter=flt, limit=query.dense_limit),
+            models.QueryRequest(
+                query=sparse, using=BM25, filter=flt, limit=query.sparse_limit, params=idf
+            ),
+        ]
+        fused, dense, sparse_res = self.client.query_batch_points(name, requests=requests)
+        return HybridResult(
+            fused=[_stored(p, query.with_vectors) for p in fused.points],
+            dense=[StoredPoint(id=str(p.id), payload={}, score=float(p.score)) for p in dense.points],
+            sparse=[
+                StoredPoint(id=str(p.id), payload={}, score=float(p.score))
+                for p in sparse_res.points
+            ],
+        )
+
+    def optimize(self, name: str) -> None:
+        """A server optimizes in the background; nothing to do."""
+        self._check(name)
+
+
+def _index_schema(kind: str) -> Any:
+    if kind == "tenant":
+        return models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+    if kind == "datetime":
+        return models.PayloadSchemaType.DATETIME
+    if kind == "keyword":
+        return models.PayloadSchemaType.KEYWORD
+    raise RagctxError(f"unknown index kind {kind!r}")
+
+
+def _stored(p: Any, with_vectors: bool) -> StoredPoint:
+    dense = None
+    if with_vectors and isinstance(p.vector, dict) and DENSE in p.vector:
+        dense = [float(x) for x in p.vector[DENSE]]
+    score = getattr(p, "score", None)
+    return StoredPoint(
+        id=str(p.id),
+        payload=dict(p.payload or {}),
+        score=None if score is None else float(score),
+        dense=dense,
+    )
+
+
+def _filter(flt: Filter | None) -> models.Filter | None:
+    if flt is None or (not flt.must and not flt.must_not):
+        return None
+    return models.Filter(
+        must=[_condition(c) for c in flt.must] or None,
+        must_not=[_condition(c) for c in flt.must_not] or None,
+    )
+
+
+def _condition(cond: Condition) -> models.FieldCondition:
+    if isinstance(cond, MatchValue):
+        return models.FieldCondition(key=cond.key, match=models.MatchValue(value=cond.value))
+    if isinstance(cond, MatchAny):
+        return models.FieldCondition(key=cond.key, match=models.MatchAny(any=list(cond.values)))
+    if isinstance(cond, DateRange):
+        return models.FieldCondition(
+            key=cond.key, range=models.DatetimeRange(gte=cond.gte, lte=cond.lte)
+        )
+    raise RagctxError(f"unsupported filter condition {cond!r}")

@@ -1,0 +1,184 @@
+"""The stored schema: vector names, payload fields and their indexes, point ids, filters.
+
+This is the contract of what a point holds (DESIGN.md §3). Backends translate the filter
+types here into their own; nothing outside ``index`` sees a Qdrant type.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from index.errors import InvalidInputError
+
+DENSE = "dense"
+BM25 = "bm25"
+
+# Payload fields with an index, and the index kind each gets. ``tenant`` is a tenant index
+# (Qdrant co-locates a tenant's points), ``updated_at`` a datetime index for range filters.
+INDEXED_FIELDS: dict[str, str] = {
+    "tenant": "tenant",
+    "groups": "keyword",
+    "doc_id": "keyword",
+    "source": "keyword",
+    "tags": "keyword",
+    "updated_at": "datetime",
+    "doc_hash": "keyword",
+}
+
+PUBLIC_GROUP = "public"
+"""A document in this group is visible to every principal of its tenant."""
+
+SCHEMA_VERSION = 1
+
+_POINT_NAMESPACE = uuid.UUID("6b0f3a52-5d1e-4c39-9a57-1b8e3f2d7c10")
+_COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def validate_collection_name(name: str) -> str:
+    """Return ``name`` if it is a valid collection name (it names a folder), else raise."""
+    if not _COLLECTION_RE.fullmatch(name) or name in {".", ".."}:
+        raise InvalidInputError(
+            f"invalid collection name {name!r}: use 1-64 letters, digits, '_', '-' or '.', "
+            "starting with a letter or digit",
+            field="collection",
+            value=name,
+        )
+    return name
+
+
+def point_id(source: str, doc_id: str, doc_hash: str, chunk_index: int) -> str:
+    """Deterministic point id of one chunk of one version of a document.
+
+    The version (``doc_hash``) is part of the id, so a changed document's new chunks are new
+    points, written next to the old ones before those are deleted: no reader finds it missing,
+    and a re-run after a crash writes the same ids again instead of duplicates.
+    """
+    return str(uuid.uuid5(_POINT_NAMESPACE, f"{source}\x1f{doc_id}\x1f{doc_hash}\x1f{chunk_index}"))
+
+
+@dataclass(frozen=True, slots=True)
+class SparseVec:
+    """A sparse vector as plain lists (BM25 term weights, or a query's terms)."""
+
+    indices: list[int]
+    values: list[float]
+
+
+@dataclass(frozen=True, slots=True)
+class PointRecord:
+    """One point to write: id, both vectors, payload."""
+
+    id: str
+    dense: list[float]
+    sparse: SparseVec
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPoint:
+    """A point read back from the store. ``score`` is set by queries, ``None`` otherwise."""
+
+    id: str
+    payload: dict[str, Any]
+    score: float | None = None
+    dense: list[float] | None = None
+
+
+# Filters: a small closed set of conditions, translated by each backend.
+
+
+@dataclass(frozen=True, slots=True)
+class MatchValue:
+    """``key`` equals ``value`` (for a list field: contains it)."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class MatchAny:
+    """``key`` equals any of ``values`` (for a list field: shares an element)."""
+
+    key: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DateRange:
+    """``key`` (an RFC 3339 datetime) within [gte, lte]; a missing bound is open."""
+
+    key: str
+    gte: datetime | None = None
+    lte: datetime | None = None
+
+
+Condition = MatchValue | MatchAny | DateRange
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """All of ``must`` hold and none of ``must_not`` does."""
+
+    must: tuple[Condition, ...] = ()
+    must_not: tuple[Condition, ...] = ()
+
+    def and_(self, other: Filter) -> Filter:
+        """Both filters at once."""
+        return Filter(must=self.must + other.must, must_not=self.must_not + other.must_not)
+
+
+def matches(flt: Filter | None, payload: dict[str, Any]) -> bool:
+    """Evaluate ``flt`` on a payload in Python: the second lock behind the store's filter."""
+    if flt is None:
+        return True
+    return all(_holds(c, payload) for c in flt.must) and not any(
+        _holds(c, payload) for c in flt.must_not
+    )
+
+
+def _holds(cond: Condition, payload: dict[str, Any]) -> bool:
+    raw = payload.get(cond.key)
+    values: Sequence[Any] = raw if isinstance(raw, list) else ([] if raw is None else [raw])
+    if isinstance(cond, MatchValue):
+        return cond.value in values
+    if isinstance(cond, MatchAny):
+        return any(v in cond.values for v in values)
+    for v in values:
+        try:
+            when = datetime.fromisoformat(str(v))
+        except ValueError:
+            continue
+        if (cond.gte is None or when >= cond.gte) and (cond.lte is None or when <= cond.lte):
+            return True
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class HybridQuery:
+    """One hybrid query: both legs with their limits, the same filter on both, RRF fusion."""
+
+    dense: list[float]
+    sparse: SparseVec
+    filter: Filter | None
+    dense_limit: int
+    sparse_limit: int
+    rrf_k: int
+    limit: int
+    idf_filter: Filter | None = None  # corpus for BM25 IDF (the tenant); None = whole collection
+    with_vectors: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HybridResult:
+    """The fused list and each leg's own list, from one round trip to the store."""
+
+    fused: list[StoredPoint]
+    dense: list[StoredPoint]
+    sparse: list[StoredPoint]
+    extra: dict[str, Any] = field(default_factory=dict)

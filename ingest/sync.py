@@ -1,0 +1,461 @@
+"""Incremental, crash-safe sync of sources into a collection. Qdrant is the only state.
+
+For each source the sync reads what the collection holds for it, then:
+
+* unchanged (same ``doc_hash``, every chunk present) → skipped;
+* new or changed → chunked, embedded, its new chunks upserted under ids that include the new
+  hash, and only then the old version's points deleted, so a reader never finds it missing;
+* gone from the source → its points deleted.
+
+A job killed at any point and run again converges to the state of one clean run: point ids are
+deterministic, a version counts as present only when all its chunks are, and leftovers of an
+interrupted replacement are removed on the next run.
+
+A document that fails to read on re-sync keeps its previous version (it is reported as failed
+and never deleted as "gone"): stale but searchable beats missing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from index import Encoders, Store
+from index.errors import InvalidInputError
+from index.schema import Filter, MatchValue, PointRecord, point_id
+from ingest.chunking import Chunker
+from ingest.sources import SourceSpec, read_source
+from ingest.types import Chunk, Document, InputProblem
+
+log = logging.getLogger(__name__)
+
+HELD_FIELDS = ("doc_id", "doc_hash", "chunk_index", "chunk_count", "path")
+
+
+class SyncProgress(Protocol):
+    """Progress hooks; the CLI draws them as rich progress bars."""
+
+    def documents(self, n: int) -> None:
+        """``n`` more documents read."""
+
+    def chunks(self, n: int) -> None:
+        """``n`` more chunks made."""
+
+    def embedded(self, n: int) -> None:
+        """``n`` more chunks embedded and written."""
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """Partition ``index`` of ``count`` (0-based): a stable hash split of a source's doc ids."""
+
+    index: int
+    count: int
+
+    @classmethod
+    def parse(cls, text: str) -> Partition:
+        """Parse ``i/n`` with 0 <= i < n."""
+        try:
+            left, right = text.split("/")
+            part = cls(int(left), int(right))
+        except ValueError as err:
+            raise InvalidInputError(
+                f"invalid partition {text!r}: expected i/n with integers, e.g. 0/4",
+                field="partition",
+                value=text,
+            ) from err
+        if part.count < 1 or not 0 <= part.index < part.count:
+            raise InvalidInputError(
+                f"invalid partition {text!r}: need 0 <= i < n, e.g. 0/4 … 3/4",
+                field="partition",
+                value=text,
+            )
+        return part
+
+    def owns(self, doc_id: str) -> bool:
+        """Whether ``doc_id`` falls in this partition (sha256, stable across runs)."""
+        bucket = int.from_bytes(hashlib.sha256(doc_id.encode("utf-8")).digest()[:8], "big")
+        return bucket % self.count == self.index
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOptions:
+    """How a sync runs."""
+
+    dry_run: bool = False
+    partition: Partition | None = None
+    batch_chunks: int = 256
+    max_doc_chars: int = 2_000_000
+    optimize_threshold: int | None = None  # optimize() after the sync once this many points
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedAction:
+    """One line of a ``--dry-run`` plan."""
+
+    action: str  # add | update | delete
+    source: str
+    doc_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What a sync did (or, with ``dry_run``, would do)."""
+
+    collection: str
+    sources: tuple[str, ...]
+    added: int
+    updated: int
+    unchanged: int
+    deleted: int
+    failed: int
+    chunks_written: int
+    chunks_deleted: int
+    seconds: float
+    dry_run: bool = False
+    optimized: bool = False
+    problems: tuple[InputProblem, ...] = ()
+    plan: tuple[PlannedAction, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the ``--json`` summary and the admin job summary)."""
+        return {
+            "collection": self.collection,
+            "sources": list(self.sources),
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "failed": self.failed,
+            "chunks_written": self.chunks_written,
+            "chunks_deleted": self.chunks_deleted,
+            "seconds": round(self.seconds, 3),
+            "dry_run": self.dry_run,
+            "optimized": self.optimized,
+            "problems": [
+                {"path": p.path, "line": p.line, "doc_id": p.doc_id, "message": p.message}
+                for p in self.problems
+            ],
+            "plan": [
+                {"action": a.action, "source": a.source, "doc_id": a.doc_id} for a in self.plan
+            ],
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(slots=True)
+class _Held:
+    """What the collection holds for one document: point ids per version."""
+
+    versions: dict[str, dict[int, str]] = field(default_factory=dict)  # hash -> index -> id
+    counts: dict[str, int] = field(default_factory=dict)  # hash -> chunk_count
+    path: str = ""
+
+    def complete(self, doc_hash: str) -> bool:
+        have = self.versions.get(doc_hash, {})
+        return bool(have) and len(have) == self.counts.get(doc_hash, -1)
+
+    def ids_except(self, doc_hash: str | None) -> list[str]:
+        return [
+            pid
+            for h, chunks in self.versions.items()
+            if h != doc_hash
+            for pid in chunks.values()
+        ]
+
+
+@dataclass(slots=True)
+class _Tally:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    failed: int = 0
+    chunks_written: int = 0
+    chunks_deleted: int = 0
+    problems: list[InputProblem] = field(default_factory=list)
+    plan: list[PlannedAction] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    doc: Document
+    doc_hash: str
+    chunks: list[Chunk]
+    is_new: bool
+    stale_ids: list[str]
+
+
+def sync(
+    sources: Sequence[SourceSpec],
+    *,
+    collection: str,
+    store: Store,
+    encoders: Encoders,
+    chunker: Chunker,
+    options: SyncOptions = SyncOptions(),
+    progress: SyncProgress | None = None,
+) -> SyncReport:
+    """Bring ``collection`` in step with ``sources``.
+
+    Example::
+
+        store = open_store(StoreParams(path=Path(".ragctx/qdrant")))
+        report = sync([SourceSpec(Path("data/docs"))], collection="docs", store=store,
+                      encoders=Encoders.load(params), chunker=Chunker(ChunkingParams()))
+        print(report.added, report.updated, report.deleted)
+
+    Args:
+        sources: the sources to sync; each is its own sync scope (``SourceSpec.name``).
+        collection: created on first use with the encoders' dimension.
+        store: the open store.
+        encoders: dense and BM25 encoders (the collection records which).
+        chunker: splits documents into chunks.
+        options: dry run, partition, batch size, optimize threshold.
+        progress: optional progress hooks.
+
+    Returns:
+        The counts, the problems met and, for a dry run, the plan.
+
+    Raises:
+        InvalidInputError: a source path that does not exist, or two sources with one name.
+        StoreUnavailableError: the store cannot be written.
+    """
+    started = time.perf_counter()
+    names = [spec.name or spec.path.as_posix() for spec in sources]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(
+            f"two sources share the name(s) {sorted({n for n in names if names.count(n) > 1})}; "
+            "give each a distinct --source-name",
+            field="source",
+        )
+    _ensure_collection(store, collection, encoders, create=not options.dry_run)
+    tally = _Tally()
+    for spec, name in zip(sources, names, strict=True):
+        _sync_source(spec, name, collection, store, encoders, chunker, options, progress, tally)
+
+    optimized = False
+    if (
+        not options.dry_run
+        and options.optimize_threshold is not None
+        and tally.chunks_written > 0
+        and store.count(collection) >= options.optimize_threshold
+    ):
+        store.optimize(collection)
+        optimized = True
+    return SyncReport(
+        collection=collection,
+        sources=tuple(names),
+        added=tally.added,
+        updated=tally.updated,
+        unchanged=tally.unchanged,
+        deleted=tally.deleted,
+        failed=tally.failed,
+        chunks_written=tally.chunks_written,
+        chunks_deleted=tally.chunks_deleted,
+        seconds=time.perf_counter() - started,
+        dry_run=options.dry_run,
+        optimized=optimized,
+        problems=tuple(tally.problems),
+        plan=tuple(tally.plan),
+        notes=tuple(tally.notes),
+    )
+
+
+def _ensure_collection(store: Store, collection: str, encoders: Encoders, *, create: bool) -> None:
+    meta = encoders.collection_meta()
+    if not store.has_collection(collection):
+        if create:
+            store.create_collection(collection, dense_dim=encoders.dense.dim, meta=meta)
+        return
+    held = store.collection_meta(collection)
+    if held and (held.get("dense_dim") != meta["dense_dim"] or held.get("bm25") != meta["bm25"]):
+        raise InvalidInputError(
+            f"collection {collection!r} was built with dense_dim={held.get('dense_dim')} and "
+            f"bm25={held.get('bm25')}, but the current settings give dense_dim="
+            f"{meta['dense_dim']} and bm25={meta['bm25']}; use the same model and BM25 "
+            "settings, or ingest into a new collection",
+            field="collection",
+            value=collection,
+        )
+
+
+def _held_state(store: Store, collection: str, source: str) -> dict[str, _Held]:
+    if not store.has_collection(collection):
+        return {}
+    held: dict[str, _Held] = {}
+    flt = Filter(must=(MatchValue("source", source),))
+    for point in store.scroll(collection, flt, fields=HELD_FIELDS):
+        p = point.payload
+        entry = held.setdefault(str(p["doc_id"]), _Held())
+        doc_hash = str(p["doc_hash"])
+        entry.versions.setdefault(doc_hash, {})[int(p["chunk_index"])] = point.id
+        entry.counts[doc_hash] = int(p["chunk_count"])
+        entry.path = str(p.get("path", ""))
+    return held
+
+
+def _sync_source(
+    spec: SourceSpec,
+    name: str,
+    collection: str,
+    store: Store,
+    encoders: Encoders,
+    chunker: Chunker,
+    options: SyncOptions,
+    progress: SyncProgress | None,
+    tally: _Tally,
+) -> None:
+    held = _held_state(store, collection, name)
+    part = options.partition
+    seen: set[str] = set()
+    failed_paths: list[str] = []
+
+    def wanted(items: Iterable[Document | InputProblem]) -> Iterator[_Pending]:
+        for item in items:
+            if progress is not None:
+                progress.documents(1)
+            if isinstance(item, InputProblem):
+                if item.doc_id is not None:
+                    seen.add(item.doc_id)
+                    if part is not None and not part.owns(item.doc_id):
+                        continue
+                failed_paths.append(item.path)
+                tally.failed += 1
+                tally.problems.append(item)
+                log.warning("skipped %s", item)
+                continue
+            doc = item
+            if part is not None and not part.owns(doc.doc_id):
+                seen.add(doc.doc_id)
+                continue
+            seen.add(doc.doc_id)
+            doc_hash = doc.doc_hash
+            entry = held.get(doc.doc_id)
+            if entry is not None and entry.complete(doc_hash):
+                leftovers = entry.ids_except(doc_hash)
+                if leftovers and not options.dry_run:
+                    # an interrupted replacement left an old or partial version: finish it
+                    store.delete(collection, leftovers)
+                    tally.chunks_deleted += len(leftovers)
+                tally.unchanged += 1
+                continue
+            is_new = entry is None
+            tally.plan.append(PlannedAction("add" if is_new else "update", name, doc.doc_id))
+            if options.dry_run:
+                tally.added += is_new
+                tally.updated += not is_new
+                continue
+            chunks = chunker.chunk(doc)
+            if progress is not None:
+                progress.chunks(len(chunks))
+            stale = [] if entry is None else entry.ids_except(doc_hash)
+            yield _Pending(doc, doc_hash, chunks, is_new, stale)
+
+    batch: list[_Pending] = []
+    batch_chunks = 0
+    for pending in wanted(read_source(spec, max_doc_chars=options.max_doc_chars)):
+        batch.append(pending)
+        batch_chunks += len(pending.chunks)
+        if batch_chunks >= options.batch_chunks:
+            _write_batch(batch, name, collection, store, encoders, progress, tally)
+            batch, batch_chunks = [], 0
+    if batch:
+        _write_batch(batch, name, collection, store, encoders, progress, tally)
+
+    # Documents gone from the source (in this partition), unless their file failed to read.
+    for doc_id, entry in sorted(held.items()):
+        if doc_id in seen or (part is not None and not part.owns(doc_id)):
+            continue
+        if any(_same_file(entry.path, bad) for bad in failed_paths):
+            tally.notes.append(
+                f"kept {doc_id!r}: its file {entry.path!r} failed to read; fix it and re-run"
+            )
+            continue
+        tally.plan.append(PlannedAction("delete", name, doc_id))
+        tally.deleted += 1
+        if not options.dry_run:
+            ids = entry.ids_except(None)
+            store.delete(collection, ids)
+            tally.chunks_deleted += len(ids)
+
+
+def _same_file(doc_path: str, problem_path: str) -> bool:
+    # A record's path is "file.jsonl#id"; a problem names the file (and maybe a line).
+    return doc_path == problem_path or doc_path.startswith(problem_path + "#")
+
+
+def _write_batch(
+    batch: list[_Pending],
+    source: str,
+    collection: str,
+    store: Store,
+    encoders: Encoders,
+    progress: SyncProgress | None,
+    tally: _Tally,
+) -> None:
+    chunks = [c for p in batch for c in p.chunks]
+    texts = [c.embed_text or c.text for c in chunks]
+    dense = encoders.dense.encode(texts)
+    sparse = encoders.sparse.embed_documents(texts)
+    points: list[PointRecord] = []
+    row = 0
+    for pending in batch:
+        for chunk in pending.chunks:
+            points.append(
+                PointRecord(
+                    id=point_id(source, pending.doc.doc_id, pending.doc_hash, chunk.index),
+                    dense=dense[row].tolist(),
+                    sparse=sparse[row],
+                    payload=_payload(pending, chunk),
+                )
+            )
+            row += 1
+    # New versions first, complete; only then the old versions go.
+    store.upsert(collection, points)
+    stale = [pid for p in batch for pid in p.stale_ids]
+    store.delete(collection, stale)
+    tally.chunks_written += len(points)
+    tally.chunks_deleted += len(stale)
+    for pending in batch:
+        tally.added += pending.is_new
+        tally.updated += not pending.is_new
+    if progress is not None:
+        progress.embedded(len(points))
+
+
+def _payload(pending: _Pending, chunk: Chunk) -> dict[str, Any]:
+    doc = pending.doc
+    return {
+        "tenant": doc.tenant,
+        "groups": list(doc.groups),
+        "tags": list(doc.tags),
+        "doc_id": doc.doc_id,
+        "doc_hash": pending.doc_hash,
+        "source": doc.source,
+        "path": doc.path,
+        "title": doc.title,
+        "format": doc.format,
+        "updated_at": doc.updated_at.isoformat() if doc.updated_at else None,
+        "metadata": _json_safe(dict(doc.metadata)),
+        "chunk_index": chunk.index,
+        "chunk_count": len(pending.chunks),
+        "section": list(chunk.section),
+        "char_start": chunk.char_start,
+        "char_end": chunk.char_end,
+        "tokens": chunk.tokens,
+        "text": chunk.text,
+    }
+
+
+def _json_safe(value: dict[str, Any]) -> dict[str, Any]:
+    # front matter may hold dates and other YAML types; the payload is JSON
+    safe: dict[str, Any] = json.loads(json.dumps(value, default=str))
+    return safe

@@ -1,0 +1,347 @@
+"""The ``ragctx`` command line (typer).
+
+Every command that reports takes ``--json`` and then prints exactly one JSON object on stdout;
+progress and logs go to stderr. Exit codes: 0 ok, 1 failed items or a failed check, 2 bad usage
+or input (DESIGN.md §5).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from index.errors import (
+    InvalidInputError,
+    RagctxError,
+    StoreUnavailableError,
+    UnknownCollectionError,
+)
+from service.settings import Settings
+
+app = typer.Typer(
+    name="ragctx",
+    help="RAG context engineering: ingest sources into Qdrant, retrieve, assemble context.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+out_console = Console()
+log = logging.getLogger("ragctx")
+
+
+def main() -> None:
+    """Console-script entry point: domain errors become messages and exit codes."""
+    try:
+        app(standalone_mode=False)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (InvalidInputError, UnknownCollectionError) as err:
+        err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except RagctxError as err:
+        err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except Exception as err:  # click usage errors
+        import click
+
+        if isinstance(err, click.exceptions.ClickException):
+            err.show()
+            sys.exit(err.exit_code)
+        if isinstance(err, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and ``ragctx.toml``; bad values are usage errors."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in err.errors()
+        )
+        raise InvalidInputError(
+            f"invalid settings ({problems}); fix the RAGCTX_* variable or ragctx.toml key"
+        ) from err
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        stream=sys.stderr,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+
+
+@contextmanager
+def open_configured_store(settings: Settings, *, owner: str) -> Iterator[Any]:
+    """The store the settings name, closed on exit."""
+    from index import StoreParams, open_store
+
+    api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
+    store = open_store(
+        StoreParams(path=settings.qdrant_path, url=settings.qdrant_url, api_key=api_key),
+        owner=owner,
+    )
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def encoder_params(settings: Settings) -> Any:
+    """The encoders' parameters from settings."""
+    from index.encoders import Bm25Params, EncoderParams
+
+    return EncoderParams(
+        dense_model=settings.dense_model,
+        device=settings.device,
+        batch_size=settings.dense_batch_size,
+        torch_threads=settings.torch_threads,
+        bm25=Bm25Params(
+            k=settings.bm25_k,
+            b=settings.bm25_b,
+            avg_len=settings.bm25_avg_len,
+            language=settings.bm25_language,
+        ),
+    )
+
+
+def _split(values: list[str] | None) -> tuple[str, ...]:
+    """Accept repeated flags and comma-separated values alike."""
+    out: list[str] = []
+    for v in values or []:
+        out.extend(x.strip() for x in v.split(",") if x.strip())
+    return tuple(out)
+
+
+# ---------------------------------------------------------------------------------------------
+# ingest
+
+
+@app.command()
+def ingest(
+    sources: Annotated[list[Path], typer.Argument(help="Files, folders, JSONL files, BEIR folders.")],
+    collection: Annotated[str | None, typer.Option(help="Target collection.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant for documents that name none.")] = None,
+    groups: Annotated[
+        list[str] | None, typer.Option(help="Access groups for documents that name none.")
+    ] = None,
+    tags: Annotated[list[str] | None, typer.Option(help="Tags added to every document.")] = None,
+    include: Annotated[list[str] | None, typer.Option(help="Glob of files to take.")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Glob of files to skip.")] = None,
+    source_name: Annotated[
+        str | None, typer.Option(help="Name of the sync scope (default: the path).")
+    ] = None,
+    kind: Annotated[str, typer.Option(help="auto | files | jsonl | beir")] = "auto",
+    field_id: Annotated[str, typer.Option(help="JSON record field holding the id.")] = "id",
+    field_text: Annotated[str, typer.Option(help="JSON record field holding the text.")] = "text",
+    field_title: Annotated[str, typer.Option(help="JSON record field: title.")] = "title",
+    field_updated_at: Annotated[str, typer.Option(help="JSON record field: date.")] = "updated_at",
+    field_tenant: Annotated[str, typer.Option(help="JSON record field: tenant.")] = "tenant",
+    field_groups: Annotated[str, typer.Option(help="JSON record field: groups.")] = "groups",
+    field_tags: Annotated[str, typer.Option(help="JSON record field: tags.")] = "tags",
+    partition: Annotated[
+        str | None, typer.Option(help="Take hash partition i/n of each source (e.g. 0/4).")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan; write nothing.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress bars (stderr).")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Sync sources into a collection: add new, replace changed, delete vanished documents."""
+    from ingest import Partition, SourceSpec, SyncOptions
+    from ingest.sources import FieldMapping
+
+    _setup_logging(verbose)
+    settings = load_settings(collection=collection)
+    fields = FieldMapping(
+        id=field_id, text=field_text, title=field_title, updated_at=field_updated_at,
+        tenant=field_tenant, groups=field_groups, tags=field_tags,
+    )
+    if source_name is not None and len(sources) > 1:
+        raise InvalidInputError(
+            "--source-name names one source; pass one SOURCE with it", field="source_name"
+        )
+    specs = [
+        SourceSpec(
+            path=path,
+            name=source_name,
+            include=_split(include),
+            exclude=_split(exclude),
+            tenant=tenant or settings.default_tenant,
+            groups=_split(groups) or tuple(settings.default_groups),
+            tags=_split(tags),
+            fields=fields,
+            kind=kind,
+        )
+        for path in sources
+    ]
+    for spec in specs:
+        if not spec.path.exists():
+            raise InvalidInputError(
+                f"source {str(spec.path)!r} does not exist; pass a file or folder path",
+                field="source",
+                value=str(spec.path),
+            )
+    options = SyncOptions(
+        dry_run=dry_run,
+        partition=Partition.parse(partition) if partition else None,
+        max_doc_chars=settings.max_doc_chars,
+        optimize_threshold=settings.optimize_threshold,
+    )
+    report = _run_sync(settings, specs, options, show_progress=progress and not as_json)
+    summary = report.to_dict()
+    if as_json:
+        sys.stdout.write(json.dumps(summary) + "\n")
+    else:
+        _print_sync_report(summary)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _run_sync(settings: Settings, specs: list[Any], options: Any, *, show_progress: bool) -> Any:
+    from index import Encoders
+    from ingest import Chunker, ChunkingParams, sync
+    from ingest.sources import count_source_files
+
+    with open_configured_store(settings, owner="ragctx ingest") as store:
+        encoders = Encoders.load(encoder_params(settings))
+        chunker = Chunker(
+            ChunkingParams(
+                chunk_tokens=settings.chunk_tokens,
+                overlap_tokens=settings.chunk_overlap,
+                encoding=settings.chunk_encoding,
+            ),
+            max_model_tokens=encoders.dense.max_tokens,
+            model_token_count=encoders.dense.count_tokens,
+        )
+        if not show_progress:
+            return sync(
+                specs, collection=settings.collection, store=store, encoders=encoders,
+                chunker=chunker, options=options,
+            )
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        total_docs = sum(count_source_files(s) for s in specs)
+        with Progress(
+            TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
+            TimeElapsedColumn(), console=err_console, transient=False,
+        ) as bars:
+            docs_task = bars.add_task("files", total=total_docs or None)
+            chunk_task = bars.add_task("chunks", total=None)
+            embed_task = bars.add_task("embedded", total=None)
+
+            class _Bars:
+                def documents(self, n: int) -> None:
+                    bars.advance(docs_task, n)
+
+                def chunks(self, n: int) -> None:
+                    bars.advance(chunk_task, n)
+                    bars.update(embed_task, total=bars.tasks[chunk_task].completed)
+
+                def embedded(self, n: int) -> None:
+                    bars.advance(embed_task, n)
+
+            report = sync(
+                specs, collection=settings.collection, store=store, encoders=encoders,
+                chunker=chunker, options=options, progress=_Bars(),
+            )
+            bars.update(docs_task, total=bars.tasks[docs_task].completed)
+            return report
+
+
+def _print_sync_report(summary: dict[str, Any]) -> None:
+    title = "ingest plan (dry run)" if summary["dry_run"] else "ingest summary"
+    table = Table(title=f"{title}: {summary['collection']}")
+    for col in ("added", "updated", "unchanged", "deleted", "failed", "chunks", "seconds"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        str(summary["added"]), str(summary["updated"]), str(summary["unchanged"]),
+        str(summary["deleted"]), str(summary["failed"]),
+        f"+{summary['chunks_written']} / -{summary['chunks_deleted']}",
+        f"{summary['seconds']:.2f}",
+    )
+    out_console.print(table)
+    if summary["dry_run"] and summary["plan"]:
+        plan = Table(title="plan")
+        for col in ("action", "source", "doc_id"):
+            plan.add_column(col)
+        for row in summary["plan"]:
+            plan.add_row(row["action"], row["source"], row["doc_id"])
+        out_console.print(plan)
+    for problem in summary["problems"]:
+        where = problem["path"] + (f":{problem['line']}" if problem["line"] is not None else "")
+        err_console.print(f"[yellow]failed[/yellow] {where}: {problem['message']}", highlight=False)
+    for note in summary["notes"]:
+        err_console.print(f"[yellow]note[/yellow] {note}", highlight=False)
+    if summary["optimized"]:
+        err_console.print("optimized the collection (HNSW built)")
+
+
+# ---------------------------------------------------------------------------------------------
+# stats, optimize
+
+
+@app.command()
+def stats(
+    collection: Annotated[str | None, typer.Option(help="Collection to count.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Documents, chunks and sources a collection holds."""
+    from ingest import stats as collection_stats
+
+    settings = load_settings(collection=collection)
+    with open_configured_store(settings, owner="ragctx stats") as store:
+        result = collection_stats(store, settings.collection).to_dict()
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    table = Table(title=f"collection {result['collection']}: {result['documents']} documents, "
+                  f"{result['chunks']} chunks")
+    table.add_column("source")
+    table.add_column("documents", justify="right")
+    table.add_column("chunks", justify="right")
+    for source, counts in result["sources"].items():  # type: ignore[attr-defined]
+        table.add_row(source, str(counts["documents"]), str(counts["chunks"]))
+    out_console.print(table)
+
+
+@app.command()
+def optimize(
+    collection: Annotated[str | None, typer.Option(help="Collection to optimize.")] = None,
+) -> None:
+    """Build the HNSW index and merge segments (blocking; never run it on a serving store)."""
+    import time
+
+    settings = load_settings(collection=collection)
+    with open_configured_store(settings, owner="ragctx optimize") as store:
+        if not store.has_collection(settings.collection):
+            raise UnknownCollectionError(settings.collection, available=store.collections())
+        started = time.perf_counter()
+        store.optimize(settings.collection)
+        err_console.print(
+            f"optimized {settings.collection} in {time.perf_counter() - started:.1f} s"
+        )
+
+
+def _unused() -> None:  # pragma: no cover - keeps StoreUnavailableError imported for later use
+    _ = StoreUnavailableError

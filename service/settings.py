@@ -1,0 +1,120 @@
+"""The one settings object: ``RAGCTX_*`` environment variables, or an optional ``ragctx.toml``.
+
+Only this module reads the environment. Stages never see ``Settings``: the CLI and the HTTP app
+build it once and hand each stage its own parameter object.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_DENSE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_RERANK_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
+
+
+class Settings(BaseSettings):
+    """Every setting of ragctx. Environment variables are the field names, upper-cased, with the
+    ``RAGCTX_`` prefix (``RAGCTX_QDRANT_PATH``); ``ragctx.toml`` in the working directory may set
+    the same keys (lower-case, without the prefix). Environment variables win over the file."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAGCTX_", toml_file="ragctx.toml", extra="forbid", validate_default=True
+    )
+
+    # Store
+    qdrant_path: Path = Field(Path(".ragctx/qdrant"), description="Embedded store folder.")
+    qdrant_url: str | None = Field(None, description="Qdrant server/cluster URL; overrides path.")
+    qdrant_api_key: SecretStr | None = None
+    collection: str = Field("docs", description="Default collection.")
+    optimize_threshold: int = Field(
+        20_000, ge=0, description="After a standalone ingest, optimize() collections this big."
+    )
+
+    # Models
+    dense_model: str = Field(DEFAULT_DENSE_MODEL, description="Hub id or local folder.")
+    dense_batch_size: int = Field(64, ge=1)
+    rerank_model: str | None = Field(
+        DEFAULT_RERANK_MODEL, description="Cross-encoder hub id or folder; empty disables it."
+    )
+    rerank_trained: bool = Field(
+        True,
+        description="False marks the reranker as an untrained test model: its stage is run "
+        "but reported inactive, never as measured.",
+    )
+    torch_threads: int | None = Field(None, ge=1, description="torch intra-op threads.")
+    device: str = Field("cpu", description="torch device for the encoders.")
+
+    # Ingest
+    chunk_tokens: int = Field(200, ge=16, description="tiktoken tokens per chunk (with header).")
+    chunk_overlap: int = Field(30, ge=0)
+    chunk_encoding: Literal["cl100k_base", "o200k_base"] = "cl100k_base"
+    max_doc_chars: int = Field(2_000_000, ge=1)
+    default_tenant: str = "default"
+    default_groups: list[str] = Field(default_factory=lambda: ["public"])
+    bm25_k: float = Field(1.2, gt=0)
+    bm25_b: float = Field(0.75, ge=0, le=1)
+    bm25_avg_len: float = Field(120.0, gt=0, description="Average chunk length in BM25 tokens.")
+    bm25_language: str = "english"
+
+    # Retrieval
+    dense_limit: int = Field(100, ge=1, le=10_000)
+    bm25_limit: int = Field(100, ge=1, le=10_000)
+    rrf_k: int = Field(60, ge=1)
+    rerank_top_n: int = Field(50, ge=1)
+    rerank_max_length: int = Field(512, ge=16)
+    rerank_batch_size: int = Field(32, ge=1)
+    max_query_chars: int = Field(2_000, ge=1)
+
+    # Assembly and service
+    policy_dir: Path = Path("data/policies")
+    default_policy: str = "default"
+    keys_file: Path = Path("data/keys.toml")
+    max_budget_tokens: int = Field(32_000, ge=1)
+    max_concurrency: int = Field(8, ge=1)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65_535)
+    audit_include_text: bool = False
+    otel_exporter: Literal["none", "console", "otlp", "memory"] = "none"
+    log_json: bool = True
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Init arguments, then the environment, then ``ragctx.toml``."""
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @field_validator("collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        from index.schema import validate_collection_name
+
+        return validate_collection_name(value)
+
+    @field_validator("rerank_model")
+    @classmethod
+    def _empty_disables(cls, value: str | None) -> str | None:
+        return value or None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"chunk_overlap ({self.chunk_overlap}) must be smaller than chunk_tokens "
+                f"({self.chunk_tokens}); set RAGCTX_CHUNK_OVERLAP lower"
+            )
+        return self
