@@ -15,6 +15,7 @@ from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedR
 
 from index.errors import RagctxError, StoreUnavailableError, UnknownCollectionError
 from index.schema import (
+    ACCESS_FIELDS,
     BM25,
     DENSE,
     INDEXED_FIELDS,
@@ -201,19 +202,21 @@ class ClientStore:
                 with_payload=True,
                 with_vector=with_vector,
             ),
-            models.QueryRequest(query=query.dense, using=DENSE, filter=flt, limit=query.dense_limit),
+            # legs carry the access fields, so the caller's second lock can check them too
             models.QueryRequest(
-                query=sparse, using=BM25, filter=flt, limit=query.sparse_limit, params=idf
+                query=query.dense, using=DENSE, filter=flt, limit=query.dense_limit,
+                with_payload=list(ACCESS_FIELDS),
+            ),
+            models.QueryRequest(
+                query=sparse, using=BM25, filter=flt, limit=query.sparse_limit, params=idf,
+                with_payload=list(ACCESS_FIELDS),
             ),
         ]
         fused, dense, sparse_res = self.client.query_batch_points(name, requests=requests)
         return HybridResult(
             fused=[_stored(p, query.with_vectors) for p in fused.points],
-            dense=[StoredPoint(id=str(p.id), payload={}, score=float(p.score)) for p in dense.points],
-            sparse=[
-                StoredPoint(id=str(p.id), payload={}, score=float(p.score))
-                for p in sparse_res.points
-            ],
+            dense=[_stored(p, False) for p in dense.points],
+            sparse=[_stored(p, False) for p in sparse_res.points],
         )
 
     def optimize(self, name: str) -> None:

@@ -21,6 +21,7 @@ import qdrant_edge as qe
 
 from index.errors import RagctxError, StoreLockedError, StoreUnavailableError, UnknownCollectionError
 from index.schema import (
+    ACCESS_FIELDS,
     BM25,
     DENSE,
     INDEXED_FIELDS,
@@ -245,17 +246,18 @@ class EdgeStore:
             with_payload=True,
             with_vector=with_vector,
         )
-        dense_only = qe.QueryRequest(query=dense_q, filter=flt, limit=query.dense_limit)
+        access = list(ACCESS_FIELDS)  # legs carry the access fields for the second lock
+        dense_only = qe.QueryRequest(
+            query=dense_q, filter=flt, limit=query.dense_limit, with_payload=access
+        )
         sparse_only = qe.QueryRequest(
-            query=sparse_q, filter=flt, limit=query.sparse_limit, params=idf
+            query=sparse_q, filter=flt, limit=query.sparse_limit, params=idf, with_payload=access
         )
         results = shard.query_batch(qe.QueryBatchRequest([fused, dense_only, sparse_only]))
         return HybridResult(
             fused=[_stored(p, query.with_vectors) for p in results[0]],
-            dense=[StoredPoint(id=str(p.id), payload={}, score=float(p.score)) for p in results[1]],
-            sparse=[
-                StoredPoint(id=str(p.id), payload={}, score=float(p.score)) for p in results[2]
-            ],
+            dense=[_stored(p, False) for p in results[1]],
+            sparse=[_stored(p, False) for p in results[2]],
         )
 
     def optimize(self, name: str) -> None:

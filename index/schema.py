@@ -31,6 +31,9 @@ INDEXED_FIELDS: dict[str, str] = {
     "doc_hash": "keyword",
 }
 
+ACCESS_FIELDS = ("tenant", "groups")
+"""Payload fields every query result carries, legs included, so callers can re-check access."""
+
 PUBLIC_GROUP = "public"
 """A document in this group is visible to every principal of its tenant."""
 
@@ -176,7 +179,10 @@ class HybridQuery:
 
 @dataclass(frozen=True, slots=True)
 class HybridResult:
-    """The fused list and each leg's own list, from one round trip to the store."""
+    """The fused list and each leg's own list, from one round trip to the store.
+
+    Fused points carry their whole payload; leg points only ``ACCESS_FIELDS``.
+    """
 
     fused: list[StoredPoint]
     dense: list[StoredPoint]

@@ -1,0 +1,296 @@
+"""Hybrid retrieval: one Qdrant query (dense + BM25 legs, the same filter, RRF), then rerank."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from index import Encoders, Store
+from index.errors import InvalidInputError
+from index.schema import Filter, HybridQuery, MatchAny, StoredPoint
+from retrieval.filters import Principal, SearchFilters, access_filter, may_see, tenant_filter
+from retrieval.rerank import Reranker, RerankMode, RerankParams, combine
+from retrieval.types import Candidate, ScoreKind, Stage, StageHit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalParams:
+    """Leg limits, fusion and rerank depth. ``top_k`` is how many fused candidates come back."""
+
+    dense_limit: int = 100
+    bm25_limit: int = 100
+    rrf_k: int = 60
+    top_k: int = 50
+    rerank: RerankParams = RerankParams()
+    max_query_chars: int = 2_000
+    with_vectors: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class StageTrace:
+    """What one stage returned: how many, how long, and whether it really ran."""
+
+    count: int
+    ms: float
+    active: bool = True
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Retrieved:
+    """Candidates in final order, each with its rank and score in every stage, and the trace."""
+
+    candidates: list[Candidate]
+    stages: dict[Stage, StageTrace]
+    timings_ms: dict[str, float]
+    dense_ranked: list[str] = field(default_factory=list)  # chunk ids, leg order
+    bm25_ranked: list[str] = field(default_factory=list)
+    blocked: int = 0  # distinct chunks the second lock removed, any list (always 0 unless a bug)
+
+
+def validate_query(query: str, *, max_chars: int) -> str:
+    """The query stripped; empty or too long is an error naming the field."""
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidInputError(
+            "query is empty; send the question to retrieve context for", field="query"
+        )
+    if len(query) > max_chars:
+        raise InvalidInputError(
+            f"query is {len(query)} characters, above the limit of {max_chars}; shorten it or "
+            "raise RAGCTX_MAX_QUERY_CHARS",
+            field="query",
+            value=len(query),
+        )
+    return query.strip()
+
+
+def search(
+    query: str,
+    principal: Principal,
+    filters: SearchFilters = SearchFilters(),
+    *,
+    collection: str,
+    store: Store,
+    encoders: Encoders,
+    reranker: Reranker | None = None,
+    params: RetrievalParams = RetrievalParams(),
+    build_filter: Callable[[Principal, SearchFilters], Filter] = access_filter,
+) -> Retrieved:
+    """Retrieve candidates for ``query`` that ``principal`` may see.
+
+    Example::
+
+        hits = search("max message size?", Principal("acme", ("support",)),
+                      collection="docs", store=store, encoders=encoders)
+        for c in hits.candidates[:3]:
+            print(c.stages[Stage.HYBRID].rank, c.doc_id, c.score)
+
+    Args:
+        query: the question.
+        principal: tenant and groups, from credentials.
+        filters: request narrowing (sources, tags, excluded ids, dates).
+        collection: the collection to search.
+        store: the open store.
+        encoders: the encoders the collection was built with.
+        reranker: a cross-encoder, or None to skip the stage.
+        params: limits, RRF k, rerank depth and mode.
+        build_filter: the access filter builder (replaced only by tests of the second lock).
+
+    Returns:
+        Candidates in final order with per-stage ranks/scores, stage traces and timings.
+
+    Raises:
+        InvalidInputError: empty or too long query.
+        UnknownCollectionError: no such collection.
+    """
+    text = validate_query(query, max_chars=params.max_query_chars)
+    timings: dict[str, float] = {}
+    t0 = time.perf_counter()
+    dense_vec = encoders.dense.encode([text])[0].tolist()
+    t1 = time.perf_counter()
+    sparse_vec = encoders.sparse.embed_query(text)
+    t2 = time.perf_counter()
+    timings["dense_encode"] = (t1 - t0) * 1000
+    timings["bm25_encode"] = (t2 - t1) * 1000
+    result = store.hybrid(
+        collection,
+        HybridQuery(
+            dense=dense_vec,
+            sparse=sparse_vec,
+            filter=build_filter(principal, filters),
+            dense_limit=params.dense_limit,
+            sparse_limit=params.bm25_limit,
+            rrf_k=params.rrf_k,
+            limit=params.top_k,
+            idf_filter=tenant_filter(principal),
+            with_vectors=params.with_vectors,
+        ),
+    )
+    t3 = time.perf_counter()
+    timings["store_query"] = (t3 - t2) * 1000
+
+    # The second lock applies to every list that leaves this function, legs included, and
+    # ranks count only what the principal may see (a gap would betray a hidden chunk).
+    blocked_ids: set[str] = set()
+    fused = _visible(result.fused, principal, blocked_ids)
+    dense = _visible(result.dense, principal, blocked_ids)
+    sparse = _visible(result.sparse, principal, blocked_ids)
+    dense_hits = {p.id: StageHit(r, _score(p)) for r, p in enumerate(dense, 1)}
+    bm25_hits = {p.id: StageHit(r, _score(p)) for r, p in enumerate(sparse, 1)}
+    candidates: list[Candidate] = []
+    for rank, point in enumerate(fused, 1):
+        stages: dict[Stage, StageHit] = {Stage.HYBRID: StageHit(rank, _score(point))}
+        if point.id in dense_hits:
+            stages[Stage.DENSE] = dense_hits[point.id]
+        if point.id in bm25_hits:
+            stages[Stage.BM25] = bm25_hits[point.id]
+        candidates.append(candidate_from_point(point, stages=stages, score=_score(point)))
+    t4 = time.perf_counter()
+    timings["assemble_candidates"] = (t4 - t3) * 1000
+
+    stage_traces = {
+        Stage.DENSE: StageTrace(len(dense), timings["dense_encode"] + timings["store_query"]),
+        Stage.BM25: StageTrace(len(sparse), timings["bm25_encode"] + timings["store_query"]),
+        Stage.HYBRID: StageTrace(len(candidates), timings["store_query"]),
+    }
+    if reranker is None:
+        stage_traces[Stage.RERANK] = StageTrace(0, 0.0, active=False, note="no reranker configured")
+    else:
+        candidates, trace = _rerank(text, candidates, reranker, params.rerank)
+        stage_traces[Stage.RERANK] = trace
+        timings["rerank"] = trace.ms
+    timings["total"] = (time.perf_counter() - t0) * 1000
+    return Retrieved(
+        candidates=candidates,
+        stages=stage_traces,
+        timings_ms={k: round(v, 3) for k, v in timings.items()},
+        dense_ranked=[p.id for p in dense],
+        bm25_ranked=[p.id for p in sparse],
+        blocked=len(blocked_ids),
+    )
+
+
+def _score(point: StoredPoint) -> float:
+    return 0.0 if point.score is None else point.score
+
+
+def _visible(
+    points: Sequence[StoredPoint], principal: Principal, blocked_ids: set[str]
+) -> list[StoredPoint]:
+    """The points ``principal`` may see; the others go into ``blocked_ids``, logged once each."""
+    kept: list[StoredPoint] = []
+    for point in points:
+        if may_see(principal, point.payload):
+            kept.append(point)
+        elif point.id not in blocked_ids:
+            blocked_ids.add(point.id)
+            log.error(
+                "second lock: dropped chunk %s of tenant %r for principal %r (tenant %r); the "
+                "store filter let it through",
+                point.id, point.payload.get("tenant"), principal.name, principal.tenant,
+            )
+    return kept
+
+
+def _rerank(
+    query: str, candidates: list[Candidate], reranker: Reranker, params: RerankParams
+) -> tuple[list[Candidate], StageTrace]:
+    started = time.perf_counter()
+    head, tail = candidates[: params.top_n], candidates[params.top_n :]
+    logits = reranker.score(query, [_rerank_text(c) for c in head])
+    order = sorted(range(len(head)), key=lambda i: (-logits[i], i))
+    rerank_rank = {i: r + 1 for r, i in enumerate(order)}
+    annotated = [
+        replace(
+            c,
+            stages={**c.stages, Stage.RERANK: StageHit(rerank_rank[i], logits[i])},
+        )
+        for i, c in enumerate(head)
+    ]
+    ms = (time.perf_counter() - started) * 1000
+    if not reranker.trained:
+        # An untrained test model: run the real code path, keep the hybrid order.
+        return annotated + tail, StageTrace(
+            len(head), ms, active=False,
+            note=f"reranker {reranker.name!r} is marked untrained; scores recorded, order kept",
+        )
+    final, scores = combine([c.stages[Stage.HYBRID].rank for c in head], logits, params)
+    kind = ScoreKind.RERANK if params.mode is RerankMode.REPLACE else ScoreKind.RRF
+    reranked = [
+        replace(annotated[i], score=s, score_kind=kind) for i, s in zip(final, scores, strict=True)
+    ]
+    if params.mode is RerankMode.FUSE:
+        # the tail gets the same formula without a rerank term, so scores fall with the order
+        tail = [
+            replace(c, score=1.0 / (params.k + c.stages[Stage.HYBRID].rank), score_kind=kind)
+            for c in tail
+        ]
+    return reranked + tail, StageTrace(len(head), ms, note=f"mode={params.mode.value}")
+
+
+def _rerank_text(c: Candidate) -> str:
+    return f"{c.title}\n{c.text}" if c.title and not c.text.startswith(c.title) else c.text
+
+
+def candidate_from_point(
+    point: StoredPoint, *, stages: Mapping[Stage, StageHit], score: float
+) -> Candidate:
+    """A Candidate from a stored point's payload (the schema of ingest.sync)."""
+    p = point.payload
+    updated = p.get("updated_at")
+    return Candidate(
+        chunk_id=point.id,
+        doc_id=str(p.get("doc_id", "")),
+        text=str(p.get("text", "")),
+        score=score,
+        score_kind=ScoreKind.RRF,
+        tenant=str(p.get("tenant", "")),
+        source=str(p.get("source", "")),
+        path=str(p.get("path", "")),
+        title=str(p.get("title", "")),
+        section=tuple(p.get("section") or ()),
+        chunk_index=int(p.get("chunk_index", 0)),
+        char_start=int(p.get("char_start", 0)),
+        char_end=int(p.get("char_end", 0)),
+        tokens=int(p.get("tokens", 0)),
+        groups=tuple(p.get("groups") or ()),
+        tags=tuple(p.get("tags") or ()),
+        updated_at=datetime.fromisoformat(updated) if isinstance(updated, str) else None,
+        metadata=dict(p.get("metadata") or {}),
+        stages=dict(stages),
+        dense_vector=tuple(point.dense) if point.dense is not None else None,
+    )
+
+
+def fetch_documents(
+    doc_ids: Sequence[str],
+    principal: Principal,
+    *,
+    collection: str,
+    store: Store,
+    with_vectors: bool = False,
+) -> list[Candidate]:
+    """Every chunk of ``doc_ids`` the principal may see (pinned documents), in document order.
+
+    The same access filter as ``search`` applies: a pinned id the caller may not see yields
+    nothing.
+    """
+    if not doc_ids:
+        return []
+    flt = access_filter(principal).and_(Filter(must=(MatchAny("doc_id", tuple(doc_ids)),)))
+    points = list(store.scroll(collection, flt))
+    if with_vectors and points:
+        points = store.retrieve(collection, [p.id for p in points], with_vectors=True)
+    out = [
+        candidate_from_point(p, stages={}, score=0.0)
+        for p in points
+        if may_see(principal, p.payload)
+    ]
+    order = {d: i for i, d in enumerate(doc_ids)}
+    return sorted(out, key=lambda c: (order.get(c.doc_id, len(order)), c.chunk_index))
+
