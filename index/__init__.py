@@ -1,24 +1,30 @@
 """The index layer: the one package that knows Qdrant and the encoders.
 
 Open a store with :func:`open_store`; load encoders with :meth:`Encoders.load`.
+
+Names are loaded lazily (PEP 562): importing ``index.errors`` or ``index.schema`` must not pull
+in qdrant or numpy, because the assembler depends on the error types and must stay light.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from index.encoders import Bm25Params, DenseEncoder, EncoderParams, Encoders, SparseEncoder
-from index.errors import (
-    InvalidInputError,
-    ModelNotFoundError,
-    RagctxError,
-    StoreLockedError,
-    StoreUnavailableError,
-    UnknownCollectionError,
-)
-from index.schema import DateRange, Filter, MatchAny, MatchValue
-from index.store import Store
+if TYPE_CHECKING:
+    from index.encoders import Bm25Params, DenseEncoder, EncoderParams, Encoders, SparseEncoder
+    from index.errors import (
+        InvalidInputError,
+        ModelNotFoundError,
+        RagctxError,
+        StoreLockedError,
+        StoreUnavailableError,
+        UnknownCollectionError,
+    )
+    from index.schema import DateRange, Filter, MatchAny, MatchValue
+    from index.store import Store
 
 __all__ = [
     "Bm25Params",
@@ -40,6 +46,32 @@ __all__ = [
     "UnknownCollectionError",
     "open_store",
 ]
+
+_LAZY = {
+    "Bm25Params": "index.encoders",
+    "DenseEncoder": "index.encoders",
+    "EncoderParams": "index.encoders",
+    "Encoders": "index.encoders",
+    "SparseEncoder": "index.encoders",
+    "InvalidInputError": "index.errors",
+    "ModelNotFoundError": "index.errors",
+    "RagctxError": "index.errors",
+    "StoreLockedError": "index.errors",
+    "StoreUnavailableError": "index.errors",
+    "UnknownCollectionError": "index.errors",
+    "DateRange": "index.schema",
+    "Filter": "index.schema",
+    "MatchAny": "index.schema",
+    "MatchValue": "index.schema",
+    "Store": "index.store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'index' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True, slots=True)

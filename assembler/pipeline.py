@@ -1,0 +1,304 @@
+"""``assemble``: candidates in, a packed, cited context out, with every drop explained.
+
+A pure function: no I/O, the clock comes in as ``now``, and the same input always gives the
+same pack (apart from the trace's timings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
+from time import perf_counter
+
+from assembler import render
+from assembler.order import Group, arrange, merged_text
+from assembler.packing import Admission, Costing, Packed, Packer, Screens
+from assembler.policy_schema import Policy
+from assembler.ranking import pin_order, rank
+from assembler.rules.exclude import exclusion
+from assembler.rules.freshness import judge_freshness
+from assembler.rules.priority import boost_factor
+from assembler.tokens import TokenCounter
+from assembler.trace import Trace, screen_steps
+from assembler.trim import trim_last
+from assembler.types import (
+    Citation,
+    ContextItem,
+    ContextPack,
+    Dropped,
+    DropReason,
+)
+from index.errors import InvalidInputError
+from retrieval.types import Candidate
+
+
+def _check_arguments(budget: int, now: datetime) -> None:
+    if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+        msg = f"budget must be a whole number of tokens >= 0, got {budget!r}; pass e.g. 1500"
+        raise InvalidInputError(msg, field="budget", value=budget)
+    if now.tzinfo is None:
+        msg = f"now must be timezone-aware, got {now.isoformat()}; pass datetime.now(UTC)"
+        raise InvalidInputError(msg, field="now", value=now)
+
+
+def _drop(candidate: Candidate, reason: DropReason, detail: str) -> Dropped:
+    return Dropped(candidate.chunk_id, candidate.doc_id, reason, detail)
+
+
+def _items(groups: Sequence[Group], costing: Costing) -> list[ContextItem]:
+    items: list[ContextItem] = []
+    fmt = costing.fmt
+    for number, group in enumerate(groups, start=1):
+        first = group[0]
+        candidate = first.ranked.candidate
+        flags = tuple(dict.fromkeys(flag for chunk in group for flag in chunk.flags))
+        item = ContextItem(
+            citation=number,
+            chunk_id=candidate.chunk_id,
+            doc_id=candidate.doc_id,
+            source=candidate.source,
+            path=candidate.path,
+            title=candidate.title,
+            section=candidate.section,
+            text=first.text if len(group) == 1 else merged_text(group),
+            tokens=first.body_tokens,
+            score=max(chunk.ranked.score for chunk in group),
+            score_kind=first.ranked.score_kind,
+            updated_at=candidate.updated_at,
+            flags=flags,
+            chunk_ids=tuple(chunk.ranked.candidate.chunk_id for chunk in group),
+            pinned=first.ranked.pinned,
+        )
+        if len(group) > 1:
+            item = replace(item, tokens=costing.counter.count(render.safe_body(item, fmt)))
+        items.append(item)
+    return items
+
+
+def _citations(items: Sequence[ContextItem]) -> tuple[Citation, ...]:
+    return tuple(
+        Citation(
+            number=item.citation,
+            doc_id=item.doc_id,
+            chunk_ids=item.chunk_ids,
+            source=item.source,
+            path=item.path,
+            title=item.title,
+            section=item.section,
+            updated_at=item.updated_at,
+        )
+        for item in items
+    )
+
+
+def _intake(inputs: Sequence[Candidate], dropped: dict[int, Dropped]) -> list[int]:
+    """Input positions to judge; a chunk id listed twice is a duplicate of its first entry."""
+    first_seen: dict[str, int] = {}
+    alive: list[int] = []
+    for index, candidate in enumerate(inputs):
+        kept = first_seen.setdefault(candidate.chunk_id, index)
+        if kept == index:
+            alive.append(index)
+        else:
+            detail = f"the input lists chunk {candidate.chunk_id} twice (kept entry #{kept})"
+            dropped[index] = _drop(candidate, DropReason.DUPLICATE, detail)
+    return alive
+
+
+def _exclude(
+    inputs: Sequence[Candidate], alive: Sequence[int], policy: Policy, dropped: dict[int, Dropped]
+) -> list[int]:
+    """Rule 1 over every candidate."""
+    if policy.exclude.is_empty:
+        return list(alive)
+    kept: list[int] = []
+    for index in alive:
+        reason = exclusion(policy.exclude, inputs[index])
+        if reason is None:
+            kept.append(index)
+        else:
+            dropped[index] = _drop(inputs[index], DropReason.EXCLUDED, reason)
+    return kept
+
+
+def _freshness(
+    inputs: Sequence[Candidate],
+    alive: Sequence[int],
+    *,
+    policy: Policy,
+    now: datetime,
+    dropped: dict[int, Dropped],
+    factors: dict[int, float],
+) -> list[int]:
+    """Rule 2 over every candidate: drop the stale ones, record each survivor's decay."""
+    if policy.freshness.is_empty:
+        factors.update(dict.fromkeys(alive, 1.0))
+        return list(alive)
+    kept: list[int] = []
+    for index in alive:
+        candidate = inputs[index]
+        verdict = judge_freshness(policy.freshness, candidate, now)
+        if verdict.stale is None:
+            factors[index] = verdict.decay
+            kept.append(index)
+        else:
+            dropped[index] = _drop(candidate, DropReason.STALE, verdict.stale)
+    return kept
+
+
+def _render_within(
+    packed: list[Packed],
+    *,
+    policy: Policy,
+    costing: Costing,
+    limit: int,
+    dropped: dict[int, Dropped],
+) -> tuple[list[Group], list[ContextItem], str, int, int, float]:
+    """Rules 7 and 8: order, number, render, count; drop the least valuable chunk while over.
+
+    Returns:
+        The groups, the items, the context, its token count, how many renders it took, and
+        the milliseconds spent ordering.
+    """
+    rounds = 0
+    order_ms = 0.0
+    while True:
+        rounds += 1
+        started = perf_counter()
+        groups = arrange(packed, policy.order)
+        order_ms += (perf_counter() - started) * 1000
+        items = _items(groups, costing)
+        context = render.render(
+            items, fmt=policy.citations.format, include_list=policy.citations.include_list
+        )
+        tokens = costing.counter.count(context)
+        if tokens <= limit or not packed:
+            return groups, items, context, tokens, rounds, order_ms
+        # Token counts need not add up across block boundaries: give up the least valuable.
+        victim = max(packed, key=lambda chunk: (not chunk.ranked.pinned, chunk.ranked.rank))
+        packed.remove(victim)
+        detail = (
+            f"the rendered context counted {tokens} tokens, over the {limit} allowed; "
+            "left out the lowest-value chunk"
+        )
+        dropped[victim.ranked.index] = _drop(
+            victim.ranked.candidate, DropReason.OVER_BUDGET, detail
+        )
+
+
+def assemble(
+    query: str,
+    candidates: Sequence[Candidate],
+    *,
+    policy: Policy,
+    budget: int,
+    counter: TokenCounter,
+    now: datetime,
+    pinned: Sequence[Candidate] = (),
+) -> ContextPack:
+    """Pack ranked candidates into a token budget under a policy, with citations.
+
+    Rules run in order: exclude, freshness, priority, injection screen, near-duplicates,
+    packing, order, render. The rendered context, counted by ``counter``, never exceeds
+    ``budget``; every candidate (and pinned chunk) is packed or dropped with one reason.
+
+    Args:
+        query: The question the context is for (kept for query-aware rules; not rendered).
+        candidates: Retrieval's candidates, best first.
+        policy: The context policy (see :func:`assembler.policy.load_policy`).
+        budget: Tokens the rendered context may use, citations list included.
+        counter: Counts tokens in the caller's model encoding.
+        now: The caller's clock, timezone-aware (freshness is relative to it).
+        pinned: Chunks of pinned documents that retrieval did not return, fetched by id
+            through the caller's access filter. Pinned chunks go first when they fit.
+
+    Returns:
+        The context pack: context, tokens, items, citations, drops and trace.
+
+    Raises:
+        InvalidInputError: ``budget`` is negative or ``now`` has no timezone.
+
+    Example:
+        >>> counter = tiktoken_counter("cl100k_base")
+        >>> policy = load_policy("data/policies/default.yaml").policy
+        >>> pack = assemble("default retention?", candidates, policy=policy, budget=1024,
+        ...                 counter=counter, now=datetime.now(UTC))
+        >>> pack.tokens <= 1024
+        True
+    """
+    del query  # no rule reads the question yet; it stays in the contract for those that will
+    _check_arguments(budget, now)
+    trace = Trace()
+    inputs = [*candidates, *pinned]
+    dropped: dict[int, Dropped] = {}
+
+    alive = _intake(inputs, dropped)
+    trace.add("input", len(inputs), len(alive), f"{len(pinned)} pinned chunks from the caller")
+    allowed = _exclude(inputs, alive, policy, dropped)
+    trace.add("exclude", len(alive), len(allowed))
+    factors: dict[int, float] = {}
+    kept = _freshness(inputs, allowed, policy=policy, now=now, dropped=dropped, factors=factors)
+    undated = sum(inputs[index].updated_at is None for index in kept)
+    trace.add("freshness", len(allowed), len(kept), f"{undated} without updated_at, not decayed")
+
+    if policy.priority.boosts:
+        for index in kept:
+            factors[index] *= boost_factor(policy.priority, inputs[index])
+    pins = pin_order(policy, pinned)
+    ranked, notes = rank(inputs, kept, policy=policy, pins=pins, factors=factors)
+    present = {inputs[index].doc_id for index in kept}
+    missing = [doc for doc in pins if doc not in present]
+    if missing:
+        notes += (f"pinned documents not among the candidates: {', '.join(missing)}",)
+    pinned_count = sum(entry.pinned for entry in ranked)
+    trace.add("priority", len(kept), len(ranked), f"{pinned_count} pinned chunks", *notes)
+
+    costing = Costing(counter, policy, placeholder="9" * len(str(max(len(ranked), 1))))
+    limit = budget - policy.packing.reserve_tokens
+    packer = Packer(
+        policy=policy,
+        available=limit - costing.overhead(),
+        costing=costing,
+        admission=Admission(policy, Screens()),
+    )
+    packer.fill(ranked)
+    if policy.packing.trim_last:
+        trim_last(packer)
+    dropped.update(packer.dropped)
+    screen_steps(trace, policy, packer, ranked)
+
+    packed = list(packer.packed)
+    groups, items, context, tokens, rounds, order_ms = _render_within(
+        packed, policy=policy, costing=costing, limit=limit, dropped=dropped
+    )
+    merged = sum(len(group) > 1 for group in groups)
+    render_ms = trace.elapsed_ms() - order_ms
+    trace.add_timed(
+        "order",
+        len(packed),
+        len(items),
+        order_ms,
+        f"order={policy.order.value}",
+        f"{merged} merged",
+    )
+    trace.add_timed(
+        "render",
+        len(items),
+        len(items),
+        render_ms,
+        f"format={policy.citations.format.value}",
+        f"{tokens} tokens",
+        f"{rounds} render(s)",
+    )
+    return ContextPack(
+        context=context,
+        tokens=tokens,
+        budget=budget,
+        items=tuple(items),
+        citations=_citations(items),
+        dropped=tuple(dropped[index] for index in sorted(dropped)),
+        trace=tuple(trace.steps),
+        policy=policy.identity,
+        encoding=counter.name,
+    )

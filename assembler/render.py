@@ -1,0 +1,161 @@
+"""Rule 8, render and cite: each item inside delimiters its text cannot forge, then a list.
+
+Every part of the context (an item's header, its text, its closing delimiter, a citation line)
+ends with a newline, and the next part starts with a non-space character. tiktoken's
+pre-tokenizer then splits the whole context where it splits the parts, so the parts' counts
+add up to the whole's (for the common encodings); the assembler still counts the final context
+once and trusts only that count.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+
+from assembler.types import CitationFormat, ContextItem
+
+_XML_LOOKALIKE = re.compile(r"<(?=\s*/?\s*(?:source|citations)\b)", re.IGNORECASE)
+_BACKTICK_RUNS = re.compile(r"`{3,}")
+XML_FOOTER = "</source>\n"
+XML_LIST_OPEN = "<citations>\n"
+XML_LIST_CLOSE = "</citations>\n"
+MARKDOWN_LIST_OPEN = "Citations:\n"
+
+
+def _one_line(value: str) -> str:
+    if value.isprintable() and "  " not in value:  # the common case: nothing to collapse
+        return value.strip()
+    return " ".join(value.split())
+
+
+def _attribute(value: str) -> str:
+    value = _one_line(value)
+    if "&" in value or '"' in value or "<" in value or ">" in value:
+        value = value.replace("&", "&amp;").replace('"', "&quot;")
+        value = value.replace("<", "&lt;").replace(">", "&gt;")
+    return value
+
+
+def _date(moment: datetime | None) -> str:
+    return "" if moment is None else moment.date().isoformat()
+
+
+def neutralize_xml(text: str) -> str:
+    """Escape look-alikes of the XML delimiters (``<source``, ``</citations>`` ...) in ``text``.
+
+    Only those tags are touched, so code samples with other angle brackets read as written.
+    """
+    if "<" not in text:
+        return text
+    return _XML_LOOKALIKE.sub("&lt;", text)
+
+
+def markdown_fence(text: str) -> str:
+    """A backtick fence longer than any backtick run in ``text``, so the text cannot close it."""
+    if "```" not in text:
+        return "```"
+    return "`" * (max(len(run) for run in _BACKTICK_RUNS.findall(text)) + 1)
+
+
+def body(text: str) -> str:
+    """The item's text as rendered: trimmed of outer whitespace, ending with a newline."""
+    return text.strip() + "\n"
+
+
+def header(item: ContextItem, number: str, fmt: CitationFormat) -> str:
+    """The opening delimiter and citation header of ``item`` (``number`` as it will print).
+
+    Args:
+        item: The item; its own ``citation`` is ignored in favour of ``number``.
+        number: The citation number's text (the packer passes a placeholder of the same width).
+        fmt: The policy's ``citations.format``.
+
+    Returns:
+        The header, ending with a newline.
+    """
+    section = " > ".join(item.section)
+    date = _date(item.updated_at)
+    flags = ",".join(item.flags)
+    if fmt is CitationFormat.XML:
+        attributes = [
+            ("id", number),
+            ("title", item.title),
+            ("section", section),
+            ("source", item.source),
+            ("path", item.path),
+            ("updated", date),
+            ("flags", flags),
+        ]
+        shown = " ".join(f'{key}="{_attribute(value)}"' for key, value in attributes if value)
+        return f"<source {shown}>\n"
+    title = _one_line(item.title) or item.doc_id
+    first = f"[{number}] {title}" + (f" — {_one_line(section)}" if section else "")
+    facts = [
+        ("source", item.source),
+        ("path", item.path),
+        ("updated", date),
+        ("flags", flags),
+    ]
+    second = " · ".join(f"{key}: {_one_line(value)}" for key, value in facts if value)
+    fence = markdown_fence(item.text)
+    return f"{first}\n{second}\n{fence}\n" if second else f"{first}\n{fence}\n"
+
+
+def footer(item: ContextItem, fmt: CitationFormat) -> str:
+    """The closing delimiter of ``item``, ending with a newline."""
+    if fmt is CitationFormat.XML:
+        return XML_FOOTER
+    return markdown_fence(item.text) + "\n"
+
+
+def safe_body(item: ContextItem, fmt: CitationFormat) -> str:
+    """The item's text as rendered inside its delimiters, with delimiter look-alikes escaped."""
+    if fmt is CitationFormat.XML:
+        return body(neutralize_xml(item.text))
+    return body(item.text)  # the fence is chosen longer than any backtick run in the text
+
+
+def citation_line(item: ContextItem, number: str, fmt: CitationFormat) -> str:
+    """The item's line in the citations list, ending with a newline."""
+    parts = [_one_line(item.title) or item.doc_id]
+    if item.section:
+        parts.append(_one_line(" > ".join(item.section)))
+    where = item.path or item.source
+    if where:
+        parts.append(_one_line(where))
+    date = _date(item.updated_at)
+    line = f"[{number}] " + " — ".join(parts) + (f" ({date})" if date else "") + "\n"
+    return neutralize_xml(line) if fmt is CitationFormat.XML else line
+
+
+def list_frame(fmt: CitationFormat) -> tuple[str, str]:
+    """The text before and after the citations list."""
+    if fmt is CitationFormat.XML:
+        return XML_LIST_OPEN, XML_LIST_CLOSE
+    return MARKDOWN_LIST_OPEN, ""
+
+
+def render(items: Sequence[ContextItem], *, fmt: CitationFormat, include_list: bool) -> str:
+    """Render numbered items and the citations list into the context text.
+
+    Args:
+        items: The items in their final order, numbered 1..n.
+        fmt: The policy's ``citations.format``.
+        include_list: Whether to append the citations list.
+
+    Returns:
+        The context; empty when there are no items.
+    """
+    if not items:
+        return ""
+    parts: list[str] = []
+    for item in items:
+        number = str(item.citation)
+        parts += (header(item, number, fmt), safe_body(item, fmt), footer(item, fmt))
+    if include_list:
+        opening, closing = list_frame(fmt)
+        parts.append(opening)
+        parts.extend(citation_line(item, str(item.citation), fmt) for item in items)
+        parts.append(closing)
+    return "".join(parts)

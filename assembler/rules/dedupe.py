@@ -1,0 +1,132 @@
+"""Rule 5, near-duplicates: a chunk that says what a packed chunk already says is left out.
+
+Method: word shingles (runs of ``shingle_words`` lower-cased words) and the overlap coefficient
+``|A ∩ B| / min(|A|, |B|)``. Jaccard would miss the two cases that matter most in a context:
+a short chunk contained in a longer one (a chunk overlapping its neighbour, a paragraph quoted
+in a bigger chunk) scores low on Jaccard but 1.0 on overlap. Exact shingle sets, not MinHash:
+only the chunks that can still fit are compared, and only against the chunks already packed
+(a few dozen), so exact sets cost less than MinHash signatures would, and they never miss or
+invent a duplicate. Dense-vector cosine is an optional second signal (``dense_threshold``): it
+catches paraphrases, but templated text (release notes of two versions) sits close in
+embedding space while stating different facts, so it is off by default and needs a high
+threshold. The method works without vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from assembler.policy_schema import Dedupe
+
+Shingles = frozenset[tuple[str, ...]]
+
+
+def shingles(text: str, size: int) -> Shingles:
+    """The set of ``size``-word shingles of ``text`` (lower-cased, split on whitespace).
+
+    A text shorter than ``size`` words is one shingle, so short identical texts still match.
+    """
+    words = text.lower().split()
+    if len(words) < size:
+        return frozenset([tuple(words)]) if words else frozenset()
+    return frozenset(zip(*(words[start:] for start in range(size)), strict=False))
+
+
+def overlap(first: Shingles, second: Shingles) -> float:
+    """The overlap coefficient of two shingle sets, in [0, 1]; 0 when either is empty."""
+    smaller = min(len(first), len(second))
+    if smaller == 0:
+        return 0.0
+    return len(first & second) / smaller
+
+
+def cosines(vector: tuple[float, ...], others: list[tuple[float, ...]]) -> list[float]:
+    """Cosine similarity of ``vector`` with each of ``others`` (same length); 0 for a zero vector.
+
+    numpy is imported here, not at module level: most policies never compare vectors.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    matrix = np.asarray(others, dtype=np.float64)
+    query = np.asarray(vector, dtype=np.float64)
+    norms = np.linalg.norm(matrix, axis=1) * float(np.linalg.norm(query))
+    dots = matrix @ query
+    safe = np.where(norms == 0, 1.0, norms)
+    return [float(value) for value in np.where(norms == 0, 0.0, dots / safe)]
+
+
+@dataclass(frozen=True, slots=True)
+class DuplicateHit:
+    """A packed chunk that a new chunk duplicates, and how similar they are."""
+
+    key: int
+    similarity: float
+    method: str
+
+
+Signature = frozenset[int]
+
+
+class DuplicateIndex:
+    """The packed chunks' shingles (and vectors), to test each new chunk against them.
+
+    Local to one ``assemble`` call: built up as chunks are packed, never shared. A signature
+    holds each shingle's ``hash()``: integer sets intersect several times faster than sets of
+    tuples (whose hashes are recomputed on every probe). Two different shingles colliding in
+    64 bits is a ~1e-12 event per call, far below any other source of error here.
+    """
+
+    def __init__(self, rule: Dedupe) -> None:
+        self.rule = rule
+        self._packed: list[Signature] = []
+        self._vectors: dict[int, tuple[float, ...]] = {}
+
+    def signature(self, text: str) -> Signature:
+        """The shingles of ``text`` under this policy (empty when dedupe is off)."""
+        if not self.rule.enabled:
+            return frozenset()
+        return frozenset(map(hash, shingles(text, self.rule.shingle_words)))
+
+    def find(self, mine: Signature, vector: tuple[float, ...] | None) -> DuplicateHit | None:
+        """Return the packed chunk that a new chunk duplicates best, or None.
+
+        Args:
+            mine: The new chunk's :meth:`signature`.
+            vector: Its dense vector, or None.
+
+        Returns:
+            The earliest packed chunk with the highest similarity at or above the threshold:
+            shingle overlap first, dense cosine only when no shingle match was found.
+        """
+        if not self.rule.enabled:
+            return None
+        best: DuplicateHit | None = None
+        if mine:
+            for key, other in enumerate(self._packed):
+                if not other:
+                    continue
+                similarity = len(mine & other) / min(len(mine), len(other))
+                if similarity >= self.rule.threshold and (
+                    best is None or similarity > best.similarity
+                ):
+                    best = DuplicateHit(key, similarity, "shingle overlap")
+        if best is not None or vector is None or self.rule.dense_threshold is None:
+            return best
+        keys = [key for key in sorted(self._vectors) if len(self._vectors[key]) == len(vector)]
+        if not keys:  # nothing packed yet, or vectors from another model: not comparable
+            return None
+        similarities = cosines(vector, [self._vectors[key] for key in keys])
+        for key, similarity in zip(keys, similarities, strict=True):
+            if similarity >= self.rule.dense_threshold and (
+                best is None or similarity > best.similarity
+            ):
+                best = DuplicateHit(key, similarity, "dense cosine")
+        return best
+
+    def add(self, mine: Signature, vector: tuple[float, ...] | None) -> int:
+        """Record a packed chunk with its :meth:`signature` and vector; return its key."""
+        key = len(self._packed)
+        self._packed.append(mine)
+        if vector is not None and self.rule.dense_threshold is not None:
+            self._vectors[key] = vector
+        return key

@@ -1,0 +1,125 @@
+"""Rule 4, injection screen: find chunks that look like instructions to the model.
+
+Retrieved text is untrusted: a page can carry "ignore previous instructions", chat role markers
+or text hidden from human readers. The screen is a set of narrow detectors, each guarded by a
+cheap substring test so that clean text costs a few microseconds. It finds the common attacks;
+it is no proof of safety, which is why every chunk is also rendered inside delimiters it cannot
+forge (see ``assembler.render``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from assembler.policy_schema import Injection
+
+# Zero-width and invisible format characters, bidirectional overrides, and Unicode "tag"
+# characters (used to smuggle ASCII text that renders as nothing).
+HIDDEN_CHARACTERS = re.compile(
+    "[\u200b\u2060\ufeff\u180e\u202a-\u202e\u2066-\u2069\U000e0000-\U000e007f]"
+)
+
+_FILLER = (
+    r"(?:all|any|the|your|my|of|previous|prior|above|earlier|preceding|system|original|"
+    r"these|those|every|developer|safety)"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Detector:
+    name: str
+    keywords: tuple[str, ...]  # the regex can only match when one of these occurs
+    regex: re.Pattern[str]  # searched in the lower-cased text
+
+
+_DETECTORS = (
+    _Detector(
+        "override_instructions",
+        ("ignore", "disregard", "forget", "override", "bypass"),
+        re.compile(
+            rf"\b(?:ignore|disregard|forget|override|bypass)\s+(?:{_FILLER}\s+){{0,4}}"
+            r"(?:instructions?|prompts?|rules|directions|guidelines|guardrails)\b"
+        ),
+    ),
+    _Detector(
+        "exfiltration",
+        ("prompt", "instructions", "context window", "configuration"),
+        re.compile(
+            r"\b(?:reveal|print|output|show|repeat|leak|disclose|dump)\b(?:\s+\S+){0,6}?\s+"
+            r"(?:(?:the\s+|your\s+)?system prompt|(?:your\s+)?hidden (?:configuration|instructions"
+            r"|prompt)|your (?:instructions|prompt|context window|configuration)"
+            r"|the (?:full )?contents of your context)"
+        ),
+    ),
+    _Detector(
+        "addresses_the_model",
+        (" ai", "assistant", "llm", "language model", "chatbot"),
+        re.compile(
+            r"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+|any\s+)?"
+            r"(?:ai|assistant|llm|language model|chatbot)\b"
+        ),
+    ),
+    _Detector(
+        "persona_switch",
+        ("you are",),
+        re.compile(
+            r"\byou are (?:now )?(?:an? )?(?:unrestricted|jailbroken|dan\b|"
+            r"in (?:developer|maintenance|god|admin) mode)"
+        ),
+    ),
+    _Detector(
+        "new_instructions",
+        ("instructions",),
+        re.compile(r"\b(?:new|updated|real|actual) (?:system )?instructions\s*:"),
+    ),
+    _Detector(
+        "role_marker",
+        ("system", "assistant", "developer", "<|", "[inst", "[/inst", "<<sys", "<</sys"),
+        re.compile(
+            r"(?m)^\s*(?:#{1,6}\s*)?(?:system|assistant|developer)\s*:"
+            r"|<\|(?:im_start|im_end|system|assistant|user|endoftext)\|>|\[/?inst\]|<</?sys>>"
+        ),
+    ),
+    _Detector(
+        "hidden_css",
+        # CSS properties, colon included: "visibility timeout" is everyday queue vocabulary.
+        tuple(
+            f"{prop}{gap}:"
+            for prop in ("display", "visibility", "font-size", "opacity")
+            for gap in ("", " ")
+        ),
+        re.compile(
+            r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d])"
+            r"|opacity\s*:\s*0(?![.\d])"
+        ),
+    ),
+)
+
+
+def injection_signals(rule: Injection, text: str) -> tuple[str, ...]:
+    """Name the detectors that fire on ``text``; empty when the text looks clean.
+
+    Args:
+        rule: The policy's ``injection`` section (its ``patterns`` add detectors).
+        text: The chunk text, as retrieved.
+
+    Returns:
+        Detector names such as ``override_instructions`` or ``hidden_characters``, or
+        ``pattern[i]`` for the policy's own patterns.
+    """
+    found: list[str] = []
+    lowered = text.lower()
+    if not text.isascii() and HIDDEN_CHARACTERS.search(text) is not None:
+        found.append("hidden_characters")
+        # Zero-width characters inside words ("I\u200bgnore") hide phrases from plain matching.
+        lowered = HIDDEN_CHARACTERS.sub("", lowered)
+    for detector in _DETECTORS:
+        if any(map(lowered.__contains__, detector.keywords)) and (
+            detector.regex.search(lowered) is not None
+        ):
+            found.append(detector.name)
+    for number, pattern in enumerate(rule.patterns):
+        if re.search(pattern, text) is not None:
+            found.append(f"pattern[{number}]")
+    return tuple(found)

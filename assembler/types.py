@@ -1,0 +1,143 @@
+"""What the assembler hands back: the packed context, its items, its drops and its trace.
+
+These are internal, immutable types (frozen dataclasses); the HTTP layer maps them to its own
+schemas. Closed sets of values are ``StrEnum``s so that a bad value fails with the valid ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class DropReason(StrEnum):
+    """Why a candidate is not in the context. Every candidate not packed has exactly one."""
+
+    OVER_BUDGET = "over_budget"
+    DUPLICATE = "duplicate"
+    EXCLUDED = "excluded"
+    STALE = "stale"
+    BELOW_MIN_SCORE = "below_min_score"
+    SOURCE_CAP = "source_cap"
+    INJECTION = "injection"
+
+
+class OrderMode(StrEnum):
+    """How packed items are ordered in the context (policy key ``order``)."""
+
+    RELEVANCE = "relevance"  # best first
+    DOCUMENT = "document"  # grouped by document, in source order, adjacent chunks merged
+    EDGES = "edges"  # best at the start and the end: long contexts lose the middle
+
+
+class InjectionAction(StrEnum):
+    """What the injection screen does with a chunk that looks like instructions to the model."""
+
+    OFF = "off"
+    FLAG = "flag"  # keep it, mark it in the header and in ``ContextItem.flags``
+    DROP = "drop"  # drop it with reason ``injection``
+
+
+class CitationFormat(StrEnum):
+    """How items are delimited and cited in the rendered context (policy ``citations.format``)."""
+
+    XML = "xml"
+    MARKDOWN = "markdown"
+
+
+@dataclass(frozen=True, slots=True)
+class ContextItem:
+    """One block of the rendered context.
+
+    ``citation`` is the item's number in the text (``[3]`` is ``items[2]``), assigned after
+    ordering. In ``document`` order adjacent chunks of one document are merged into one item:
+    ``chunk_ids`` lists them all and ``chunk_id`` is the first. ``tokens`` counts the item's
+    text as rendered (without its header and delimiters) with the caller's counter; the
+    pack's ``tokens`` counts the whole context.
+    ``score_kind`` is a ``ScoreKind`` value, or ``adjusted-from-<kind>`` when the policy's
+    boosts or decay changed the score.
+    """
+
+    citation: int
+    chunk_id: str
+    doc_id: str
+    source: str
+    path: str
+    title: str
+    section: tuple[str, ...]
+    text: str
+    tokens: int
+    score: float
+    score_kind: str
+    updated_at: datetime | None
+    flags: tuple[str, ...] = ()
+    chunk_ids: tuple[str, ...] = ()
+    pinned: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Citation:
+    """One entry of the citations list; ``number`` matches ``ContextItem.citation``."""
+
+    number: int
+    doc_id: str
+    chunk_ids: tuple[str, ...]
+    source: str
+    path: str
+    title: str
+    section: tuple[str, ...]
+    updated_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A candidate left out, with the one reason and the rule (or kept chunk) that decided."""
+
+    chunk_id: str
+    doc_id: str
+    reason: DropReason
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class StepTrace:
+    """One assembler step: how many candidates went in and came out, and how long it took.
+
+    ``ms`` is wall time and the only field that differs between two runs on the same input.
+    """
+
+    step: str
+    count_in: int
+    count_out: int
+    ms: float
+    notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyIdentity:
+    """Which policy made a pack; ``sha256`` is the policy file's digest when it came from one."""
+
+    name: str
+    version: str
+    sha256: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ContextPack:
+    """The assembler's answer: the context to put in the prompt and how it was made.
+
+    ``tokens`` counts the full ``context`` with the caller's counter and never exceeds
+    ``budget``. Every input candidate is either in ``items`` (by chunk id, see
+    ``ContextItem.chunk_ids``) or in ``dropped``, exactly once.
+    """
+
+    context: str
+    tokens: int
+    budget: int
+    items: tuple[ContextItem, ...]
+    citations: tuple[Citation, ...]
+    dropped: tuple[Dropped, ...]
+    trace: tuple[StepTrace, ...]
+    policy: PolicyIdentity
+    encoding: str = ""

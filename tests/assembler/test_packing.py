@@ -1,0 +1,191 @@
+"""Rule 6, packing: fill by value, reserve, pins first, trimming, and the final count."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pytest
+
+from assembler.trim import sentence_ends
+from index.errors import InvalidInputError
+from tests.assembler.builders import (
+    NOW,
+    candidate,
+    drop_detail,
+    pack,
+    packed_ids,
+    policy,
+    reasons,
+    words,
+)
+
+
+def test_a_chunk_that_does_not_fit_does_not_stop_smaller_ones_below_it(counter) -> None:
+    candidates = [
+        candidate("small-best", text=words(40, "a"), score=3.0),
+        candidate("huge", text=words(900, "b"), score=2.0),
+        candidate("small-worse", text=words(40, "c"), score=1.0),
+    ]
+    result = pack(candidates, counter, budget=400)
+    assert packed_ids(result) == ["small-best", "small-worse"]
+    assert reasons(result) == {"huge": "over_budget"}
+    assert "left" in drop_detail(result, "huge")
+    assert result.tokens == counter.count(result.context) <= 400
+
+
+def test_reserve_tokens_stay_free(counter) -> None:
+    candidates = [candidate(f"c{n}", text=words(60, f"s{n}"), score=10 - n) for n in range(10)]
+    full = pack(candidates, counter, budget=600)
+    reserved = pack(candidates, counter, budget=600, rules=policy(packing={"reserve_tokens": 300}))
+    assert reserved.tokens <= 300 < full.tokens <= 600
+    assert reserved.budget == 600
+
+
+def test_zero_budget_packs_nothing_and_drops_everything(counter) -> None:
+    result = pack([candidate("a"), candidate("b")], counter, budget=0)
+    assert (result.context, result.tokens, result.items) == ("", 0, ())
+    assert reasons(result) == {"a": "over_budget", "b": "over_budget"}
+
+
+def test_bad_arguments_are_refused(counter) -> None:
+    with pytest.raises(InvalidInputError, match="budget must be a whole number"):
+        pack([candidate("a")], counter, budget=-1)
+    with pytest.raises(InvalidInputError, match="now must be timezone-aware"):
+        pack([candidate("a")], counter, now=datetime(2026, 1, 1))  # noqa: DTZ001
+
+
+def test_pinned_documents_go_first_even_with_low_scores(counter) -> None:
+    candidates = [
+        candidate("best", score=5.0),
+        candidate("pin-2", doc_id="handbook", chunk_index=1, score=-3.0),
+        candidate("pin-1", doc_id="handbook", chunk_index=0, score=-4.0),
+    ]
+    rules = policy(
+        priority={"pinned_doc_ids": ["handbook"]},
+        packing={"min_score": {"kind": "rerank", "value": 0}},
+    )
+    result = pack(candidates, counter, rules=rules)
+    assert packed_ids(result) == ["pin-1", "pin-2", "best"]
+    assert [item.pinned for item in result.items] == [True, True, False]
+
+
+def test_pins_fetched_by_the_caller_are_packed_first(counter) -> None:
+    fetched = candidate("policy-chunk", doc_id="handbook", score=0.0)
+    rules = policy(priority={"pinned_doc_ids": ["handbook", "absent"]})
+    result = pack([candidate("a", score=3.0)], counter, rules=rules, pinned=[fetched])
+    assert packed_ids(result) == ["policy-chunk", "a"]
+    priority = next(step for step in result.trace if step.step == "priority")
+    assert "pinned documents not among the candidates: absent" in priority.notes
+
+
+def test_pins_take_the_space_before_better_chunks(counter) -> None:
+    candidates = [candidate("best", text=words(100, "b"), score=5.0)]
+    pins = [candidate("pin", doc_id="handbook", text=words(100, "p"))]
+    room_for_one = pack(pins, counter).tokens + 20
+    result = pack(candidates, counter, pinned=pins, budget=room_for_one)
+    assert packed_ids(result) == ["pin"]
+    assert reasons(result) == {"best": "over_budget"}
+
+
+def test_a_pin_that_does_not_fit_leaves_room_for_others(counter) -> None:
+    pins = [candidate("huge-pin", doc_id="handbook", text=words(900, "p"))]
+    result = pack([candidate("a")], counter, pinned=pins, budget=300)
+    assert packed_ids(result) == ["a"]
+    assert reasons(result) == {"huge-pin": "over_budget"}
+
+
+SENTENCES = " ".join(f"Sentence {n} says one thing about queues and retries." for n in range(40))
+
+
+def test_trim_last_fills_the_rest_with_whole_sentences(counter) -> None:
+    candidates = [
+        candidate("first", text=words(100, "a"), score=2.0),
+        candidate("long", text=SENTENCES, score=1.0),
+    ]
+    plain = pack(candidates, counter, budget=400)
+    assert packed_ids(plain) == ["first"]
+    rules = policy(packing={"trim_last": True, "trim_min_tokens": 10})
+    result = pack(candidates, counter, rules=rules, budget=400)
+    assert packed_ids(result) == ["first", "long"]
+    trimmed = result.items[1]
+    assert trimmed.flags == ("trimmed",)
+    assert trimmed.text.endswith("retries.")
+    assert SENTENCES.startswith(trimmed.text)
+    assert len(trimmed.text) < len(SENTENCES)
+    assert result.tokens == counter.count(result.context) <= 400
+    assert reasons(result) == {}
+
+
+def test_trim_does_not_add_a_fragment_below_the_minimum(counter) -> None:
+    candidates = [
+        candidate("first", text=words(100, "a"), score=2.0),
+        candidate("long", text=SENTENCES, score=1.0),
+    ]
+    rules = policy(packing={"trim_last": True, "trim_min_tokens": 200})
+    result = pack(candidates, counter, rules=rules, budget=400)
+    assert packed_ids(result) == ["first"]
+    assert reasons(result) == {"long": "over_budget"}
+
+
+def test_sentence_ends() -> None:
+    text = 'One. "Two!" Three? (Four.)\n\nFive'
+    assert [text[:end] for end in sentence_ends(text)] == [
+        "One.",
+        'One. "Two!"',
+        'One. "Two!" Three?',
+        'One. "Two!" Three? (Four.)',
+        'One. "Two!" Three? (Four.)\n\n',
+    ]
+
+
+class JoinPenaltyCounter:
+    """A counter whose counts do not add up: each item boundary costs 5 extra tokens.
+
+    Stands in for an encoding whose merges span the boundary between two rendered parts.
+    """
+
+    name = "join-penalty"
+
+    def count(self, text: str) -> int:
+        return len(text.split()) + 5 * text.count("</source>\n<source")
+
+    def lower_bound(self, text: str, *, enough: int) -> int:
+        del enough
+        return len(text.split())
+
+
+def test_final_count_drops_the_lowest_value_item_when_parts_do_not_add_up() -> None:
+    candidates = [candidate(f"c{n}", text=words(30, f"s{n}"), score=10 - n) for n in range(5)]
+    three = pack(candidates[:3], JoinPenaltyCounter(), budget=10_000).tokens
+    budget = three - 5  # three items fit by their parts, but their two joins cost 10 more
+    result = pack(candidates, JoinPenaltyCounter(), budget=budget)
+    assert result.tokens == JoinPenaltyCounter().count(result.context) <= budget
+    assert packed_ids(result) == ["c0", "c1"]
+    assert drop_detail(result, "c2").startswith("the rendered context counted")
+    render = next(step for step in result.trace if step.step == "render")
+    assert "2 render(s)" in render.notes
+
+
+def test_trace_has_every_step_in_order(counter) -> None:
+    result = pack([candidate("a")], counter)
+    assert [step.step for step in result.trace] == [
+        "input",
+        "exclude",
+        "freshness",
+        "priority",
+        "injection",
+        "dedupe",
+        "packing",
+        "order",
+        "render",
+    ]
+    assert all(step.ms >= 0 for step in result.trace)
+    assert result.encoding == "cl100k_base"
+
+
+def test_now_defines_freshness(counter) -> None:
+    old = candidate("a", days_old=100)
+    rules = policy(freshness={"max_age_days": 150})
+    assert reasons(pack([old], counter, rules=rules)) == {}
+    later = NOW.replace(year=NOW.year + 1)
+    assert reasons(pack([old], counter, rules=rules, now=later)) == {"a": "stale"}
