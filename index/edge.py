@@ -240,7 +240,8 @@ class EdgeStore:
                 qe.Prefetch(query=dense_q, filter=flt, limit=query.dense_limit),
                 qe.Prefetch(query=sparse_q, filter=flt, limit=query.sparse_limit, params=idf),
             ],
-            query=qe.Fusion.Rrf(k=query.rrf_k),
+            # the 0.9.0 stubs type Fusion.Rrf as its own class, which QueryRequest accepts
+            query=qe.Fusion.Rrf(k=query.rrf_k),  # type: ignore[arg-type]
             filter=flt,
             limit=query.limit,
             with_payload=True,

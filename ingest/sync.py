@@ -29,7 +29,7 @@ from index import Encoders, Store
 from index.errors import InvalidInputError
 from index.schema import Filter, MatchValue, PointRecord, point_id
 from ingest.chunking import Chunker
-from ingest.sources import SourceSpec, read_source
+from ingest.sources import SourceSpec, read_source, source_name
 from ingest.types import Chunk, Document, InputProblem
 
 log = logging.getLogger(__name__)
@@ -163,10 +163,7 @@ class _Held:
 
     def ids_except(self, doc_hash: str | None) -> list[str]:
         return [
-            pid
-            for h, chunks in self.versions.items()
-            if h != doc_hash
-            for pid in chunks.values()
+            pid for h, chunks in self.versions.items() if h != doc_hash for pid in chunks.values()
         ]
 
 
@@ -229,7 +226,7 @@ def sync(
         StoreUnavailableError: the store cannot be written.
     """
     started = time.perf_counter()
-    names = [spec.name or spec.path.as_posix() for spec in sources]
+    names = [source_name(spec) for spec in sources]
     if len(set(names)) != len(names):
         raise InvalidInputError(
             f"two sources share the name(s) {sorted({n for n in names if names.count(n) > 1})}; "
@@ -239,7 +236,17 @@ def sync(
     _ensure_collection(store, collection, encoders, create=not options.dry_run)
     tally = _Tally()
     for spec, name in zip(sources, names, strict=True):
-        _sync_source(spec, name, collection, store, encoders, chunker, options, progress, tally)
+        _sync_source(
+            spec,
+            name,
+            collection=collection,
+            store=store,
+            encoders=encoders,
+            chunker=chunker,
+            options=options,
+            progress=progress,
+            tally=tally,
+        )
 
     optimized = False
     if (
@@ -305,6 +312,7 @@ def _held_state(store: Store, collection: str, source: str) -> dict[str, _Held]:
 def _sync_source(
     spec: SourceSpec,
     name: str,
+    *,
     collection: str,
     store: Store,
     encoders: Encoders,
@@ -365,10 +373,26 @@ def _sync_source(
         batch.append(pending)
         batch_chunks += len(pending.chunks)
         if batch_chunks >= options.batch_chunks:
-            _write_batch(batch, name, collection, store, encoders, progress, tally)
+            _write_batch(
+                batch,
+                name,
+                collection=collection,
+                store=store,
+                encoders=encoders,
+                progress=progress,
+                tally=tally,
+            )
             batch, batch_chunks = [], 0
     if batch:
-        _write_batch(batch, name, collection, store, encoders, progress, tally)
+        _write_batch(
+            batch,
+            name,
+            collection=collection,
+            store=store,
+            encoders=encoders,
+            progress=progress,
+            tally=tally,
+        )
 
     # Documents gone from the source (in this partition), unless their file failed to read.
     for doc_id, entry in sorted(held.items()):
@@ -395,6 +419,7 @@ def _same_file(doc_path: str, problem_path: str) -> bool:
 def _write_batch(
     batch: list[_Pending],
     source: str,
+    *,
     collection: str,
     store: Store,
     encoders: Encoders,

@@ -38,10 +38,16 @@ class Document:
     updated_at: datetime | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     format: str = "text"  # markdown | text | html | pdf | json | beir
+    updated_at_from_mtime: bool = False  # the date is the file's mtime, not the document's
 
     @property
     def doc_hash(self) -> str:
-        """sha256 over content and metadata: a change to either makes the document "changed"."""
+        """sha256 over content and metadata: a change to either makes the document "changed".
+
+        A date taken from the file's mtime is left out: touching a file, or rewriting a JSONL
+        file for one record, must not re-embed every document in it.
+        """
+        updated = None if self.updated_at is None or self.updated_at_from_mtime else self.updated_at
         return canonical_sha256(
             {
                 "doc_id": self.doc_id,
@@ -52,7 +58,7 @@ class Document:
                 "tenant": self.tenant,
                 "groups": sorted(self.groups),
                 "tags": sorted(self.tags),
-                "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+                "updated_at": updated.isoformat() if updated else None,
                 "metadata": dict(self.metadata),
                 "format": self.format,
             }

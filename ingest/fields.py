@@ -1,0 +1,99 @@
+"""Field values read from documents: dates, group and tag lists, JSON-safe metadata.
+
+Each parser raises :class:`FieldError` with a message that names the field, the value received
+and the form expected; the readers turn it into an :class:`~ingest.types.InputProblem`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+DATE_FORMAT_HINT = "ISO 8601, e.g. 2024-05-01 or 2024-05-01T12:00:00Z"
+
+
+class FieldError(ValueError):
+    """A field's value has the wrong form; the message says which field and what is expected."""
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as a timezone-aware UTC datetime; a naive one is taken to be UTC already."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def parse_date(value: object, label: str) -> datetime:
+    """Parse an ISO 8601 string, a date or a datetime into an aware UTC datetime.
+
+    Raises:
+        FieldError: the value is not a date; the message names ``label`` and the format.
+    """
+    if isinstance(value, datetime):
+        return as_utc(value)
+    if isinstance(value, date):
+        return datetime.combine(value, time(0), tzinfo=UTC)
+    if isinstance(value, str) and value.strip():
+        try:
+            return as_utc(datetime.fromisoformat(value.strip()))
+        except ValueError:
+            pass
+    raise FieldError(
+        f"{label} has value {value!r}, which is not a date; expected {DATE_FORMAT_HINT}"
+    )
+
+
+def parse_str_list(value: object, label: str) -> tuple[str, ...]:
+    """A list of strings, or one comma-separated string, as a tuple without blanks or repeats.
+
+    Raises:
+        FieldError: the value is neither; the message names ``label``.
+    """
+    items: list[object]
+    if isinstance(value, str):
+        items = list(value.split(","))
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise FieldError(
+            f"{label} has value {value!r}; expected a list of strings or a comma-separated string"
+        )
+    out: list[str] = []
+    for item in items:
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise FieldError(f"{label} holds {item!r}; expected strings only")
+        text = str(item).strip()
+        if text and text not in out:
+            out.append(text)
+    return tuple(out)
+
+
+def parse_str(value: object, label: str) -> str:
+    """A string value (numbers are accepted and written out), stripped.
+
+    Raises:
+        FieldError: any other type; the message names ``label``.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise FieldError(f"{label} has value {value!r}; expected a string")
+    return str(value).strip()
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with dates written as ISO 8601 strings and unknown types as ``str``.
+
+    Metadata goes into the stored payload and into ``doc_hash``, so it must be plain JSON.
+    """
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = [json_safe(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, set | frozenset) else items
+    return str(value)

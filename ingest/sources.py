@@ -1,0 +1,360 @@
+"""Read documents from a source: a file, a folder of files, a JSON Lines file, a BEIR corpus.
+
+Example:
+    >>> spec = SourceSpec(Path("data/docs"), include=("**/*.md",), tenant="acme")
+    >>> for item in read_source(spec):
+    ...     if isinstance(item, InputProblem):
+    ...         print(item)  # "data/docs/bad.md: invalid UTF-8 at byte offset 17; ..."
+
+Folders are walked in sorted order, one file at a time; hidden files and folders are skipped.
+
+Glob patterns (``include``/``exclude``) match paths relative to the source folder, with ``/``
+between folders, as in ``.gitignore``:
+
+* ``*`` matches within one path segment and ``?`` one character; neither crosses ``/``;
+  ``[abc]`` and ``[!abc]`` match one character of (or not of) a set;
+* ``**`` matches any number of folders, none included: ``**/*.md``, ``docs/**``;
+* a pattern with no ``/`` but at its end matches a name at any depth: ``*.md`` = ``**/*.md``,
+  ``drafts/`` = ``**/drafts``; a leading ``/`` anchors it at the source folder: ``/*.md``;
+* a pattern that matches a folder matches everything below it: ``drafts``, ``docs/api``.
+
+A file is read when no ``include`` is given (and its type is supported) or it matches one, and
+it matches no ``exclude``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+
+from index.errors import InvalidInputError
+from ingest.readers import (
+    FileRef,
+    Located,
+    Read,
+    ReadContext,
+    read_html,
+    read_markdown,
+    read_pdf,
+    read_plain,
+    too_large_problem,
+)
+from ingest.records import read_beir_corpus, read_json, read_jsonl
+from ingest.types import Document, InputProblem
+
+__all__ = ["KINDS", "FieldMapping", "SourceSpec", "count_source_files", "read_source"]
+
+log = logging.getLogger(__name__)
+
+KINDS = ("auto", "files", "jsonl", "beir")
+_READERS: dict[str, Callable[[FileRef, ReadContext], Iterator[Read]]] = {
+    ".md": read_markdown,
+    ".markdown": read_markdown,
+    ".txt": read_plain,
+    ".html": read_html,
+    ".htm": read_html,
+    ".pdf": read_pdf,
+    ".json": read_json,
+    ".jsonl": read_jsonl,
+}
+SUPPORTED_SUFFIXES = tuple(_READERS)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMapping:
+    """Names of the JSON/JSONL record fields that hold each document field.
+
+    ``metadata``: the fields kept as extra metadata; ``None`` keeps every unmapped field.
+    """
+
+    id: str = "id"
+    text: str = "text"
+    title: str = "title"
+    updated_at: str = "updated_at"
+    tenant: str = "tenant"
+    groups: str = "groups"
+    tags: str = "tags"
+    metadata: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SourceSpec:
+    """Where to read documents from, and the defaults for what a document does not say.
+
+    ``name`` is the sync scope stored as ``Document.source``; by default the path as given
+    (``path.as_posix()``). ``kind`` is one of :data:`KINDS`: ``auto`` reads a folder holding
+    ``corpus.jsonl`` and ``queries.jsonl`` as a BEIR corpus and anything else by file type;
+    ``jsonl`` reads every selected file as JSON Lines (by default ``*.jsonl`` in a folder).
+    """
+
+    path: Path
+    name: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    tenant: str = "default"
+    groups: tuple[str, ...] = ("public",)
+    tags: tuple[str, ...] = ()
+    fields: FieldMapping = field(default_factory=FieldMapping)
+    kind: str = "auto"
+
+
+def read_source(
+    spec: SourceSpec, *, max_doc_chars: int = 2_000_000
+) -> Iterator[Document | InputProblem]:
+    """Read every document of a source, one at a time.
+
+    One bad document never stops the rest: it comes out as an :class:`InputProblem` naming the
+    file (and line), what is wrong and what to do. The second and later documents with an id
+    already read from this source are problems too; the first one stands.
+
+    Args:
+        spec: the source and its defaults.
+        max_doc_chars: documents longer than this are reported, not read.
+
+    Returns:
+        An iterator of documents and problems, in sorted path order.
+
+    Raises:
+        InvalidInputError: the path does not exist, ``kind`` is unknown or does not fit it,
+            or a glob pattern is empty.
+    """
+    kind = _resolve_kind(spec)
+    if max_doc_chars < 1:
+        raise InvalidInputError(
+            f"max_doc_chars must be at least 1, got {max_doc_chars}; set RAGCTX_MAX_DOC_CHARS",
+            field="max_doc_chars",
+            value=max_doc_chars,
+        )
+    ctx = ReadContext(
+        source=source_name(spec),
+        tenant=spec.tenant,
+        groups=spec.groups,
+        tags=spec.tags,
+        fields=spec.fields,
+        max_doc_chars=max_doc_chars,
+    )
+    return _checked(_read_all(spec, kind, ctx), max_doc_chars)
+
+
+def count_source_files(spec: SourceSpec) -> int:
+    """How many files :func:`read_source` will open (for a progress bar; not documents).
+
+    Raises:
+        InvalidInputError: as :func:`read_source`.
+    """
+    kind = _resolve_kind(spec)
+    if kind == "beir":
+        return 1
+    return sum(1 for item in _files(spec, kind) if isinstance(item, FileRef))
+
+
+def source_name(spec: SourceSpec) -> str:
+    """The sync scope name: ``spec.name``, else the path as given (posix, no trailing slash)."""
+    return spec.name if spec.name is not None else spec.path.as_posix()
+
+
+def _resolve_kind(spec: SourceSpec) -> str:
+    if spec.kind not in KINDS:
+        raise InvalidInputError(
+            f"unknown source kind {spec.kind!r}; use one of {', '.join(KINDS)}",
+            field="kind",
+            value=spec.kind,
+        )
+    for pattern in (*spec.include, *spec.exclude):
+        _compile_glob(pattern)  # a bad pattern is bad usage: say so before reading anything
+    path = spec.path
+    if not path.exists():
+        raise InvalidInputError(
+            f"source {path.as_posix()!r} does not exist; pass an existing file or folder",
+            field="path",
+            value=str(path),
+        )
+    is_beir = path.is_dir() and (path / "corpus.jsonl").is_file()
+    if spec.kind == "beir":
+        if not is_beir:
+            raise InvalidInputError(
+                f"source {path.as_posix()!r} is not a BEIR corpus folder (no corpus.jsonl in "
+                "it); pass the folder that holds corpus.jsonl, or another --kind",
+                field="kind",
+                value=spec.kind,
+            )
+        return "beir"
+    if spec.kind == "auto":
+        return "beir" if is_beir and (path / "queries.jsonl").is_file() else "files"
+    return spec.kind
+
+
+def _read_all(spec: SourceSpec, kind: str, ctx: ReadContext) -> Iterator[Read]:
+    if kind == "beir":
+        corpus = spec.path / "corpus.jsonl"
+        ref = FileRef(corpus, "corpus.jsonl", _join(ctx.source, "corpus.jsonl"))
+        yield from read_beir_corpus(ref, ctx)
+        return
+    for item in _files(spec, kind):
+        if isinstance(item, InputProblem):
+            yield item
+            continue
+        suffix = item.disk.suffix.lower()
+        reader = read_jsonl if kind == "jsonl" else _READERS.get(suffix)
+        if reader is None:
+            yield InputProblem(
+                item.label,
+                f"unsupported file type {suffix or '(no suffix)'!r}; supported: "
+                f"{', '.join(SUPPORTED_SUFFIXES)}; narrow --include or convert the file",
+            )
+            continue
+        yield from reader(item, ctx)
+
+
+def _checked(items: Iterator[Read], max_doc_chars: int) -> Iterator[Document | InputProblem]:
+    """Apply the checks every document gets: empty, too large, duplicate id."""
+    first_seen: dict[str, str] = {}
+    for item in items:
+        if isinstance(item, InputProblem):
+            yield item
+            continue
+        doc = item.doc
+        record = f"record {item.record}: " if item.record is not None else ""
+        if len(doc.text) > max_doc_chars:
+            problem = too_large_problem(
+                item.label, f"{len(doc.text):,} characters", max_doc_chars, line=item.line
+            )
+            yield replace(problem, message=record + problem.message, doc_id=doc.doc_id)
+            continue
+        if not doc.text.strip():
+            yield InputProblem(
+                item.label,
+                record + "empty document; nothing to index",
+                line=item.line,
+                doc_id=doc.doc_id,
+            )
+            continue
+        earlier = first_seen.get(doc.doc_id)
+        if earlier is not None:
+            yield _duplicate(item, earlier)
+            continue
+        first_seen[doc.doc_id] = item.where
+        yield doc
+
+
+def _duplicate(item: Located, earlier: str) -> InputProblem:
+    return InputProblem(
+        item.label,
+        f"duplicate doc_id {item.doc.doc_id!r}: first read at {earlier}, again at {item.where}; "
+        "this copy is skipped. Ids must be unique within a source: remove one copy or change "
+        "its id",
+        line=item.line,
+        doc_id=item.doc.doc_id,
+    )
+
+
+def _join(source: str, rel: str) -> str:
+    return rel if source in ("", ".") else f"{source.rstrip('/')}/{rel}"
+
+
+def _files(spec: SourceSpec, kind: str) -> Iterator[FileRef | InputProblem]:
+    """The files to read, in sorted path order, or problems for folders that cannot be listed."""
+    name = source_name(spec)
+    if spec.path.is_file():
+        yield FileRef(spec.path, spec.path.name, name)
+        return
+    include = tuple(_compile_glob(p) for p in spec.include)
+    exclude = tuple(_compile_glob(p) for p in spec.exclude)
+    wanted_suffixes = (".jsonl",) if kind == "jsonl" else SUPPORTED_SUFFIXES
+
+    def selected(rel: str) -> bool:
+        if _matches_any(exclude, rel):
+            return False
+        if include:
+            return _matches_any(include, rel)
+        return Path(rel).suffix.lower() in wanted_suffixes
+
+    def listing(folder: Path, prefix: str) -> Iterator[os.DirEntry[str]] | InputProblem:
+        try:
+            with os.scandir(folder) as entries:
+                return iter(sorted(entries, key=lambda e: e.name))
+        except OSError as err:
+            label = _join(name, prefix.rstrip("/")) if prefix else name
+            reason = "permission denied" if isinstance(err, PermissionError) else err.strerror
+            return InputProblem(label, f"cannot list the folder: {reason}; its files are skipped")
+
+    # Depth first, each folder in name order: files come out sorted by their relative path,
+    # and only one listing per folder level is held at a time.
+    root = listing(spec.path, "")
+    if isinstance(root, InputProblem):
+        yield root
+        return
+    stack: list[tuple[Iterator[os.DirEntry[str]], str]] = [(root, "")]
+    while stack:
+        entries, prefix = stack[-1]
+        entry = next(entries, None)
+        if entry is None:
+            stack.pop()
+            continue
+        if entry.name.startswith("."):
+            continue
+        rel = prefix + entry.name
+        if entry.is_dir(follow_symlinks=False):
+            if not _matches_any(exclude, rel):
+                below = listing(Path(entry.path), rel + "/")
+                if isinstance(below, InputProblem):
+                    yield below
+                else:
+                    stack.append((below, rel + "/"))
+        elif selected(rel):
+            yield FileRef(Path(entry.path), rel, _join(name, rel))
+
+
+def _matches_any(patterns: tuple[re.Pattern[str], ...], rel: str) -> bool:
+    """Whether ``rel`` or one of the folders above it matches one of ``patterns``."""
+    if not patterns:
+        return False
+    parts = rel.split("/")
+    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    return any(p.fullmatch(c) for p in patterns for c in candidates)
+
+
+@lru_cache(maxsize=256)
+def _compile_glob(pattern: str) -> re.Pattern[str]:
+    """Translate a glob (see the module docstring) into a regex matched against whole paths."""
+    glob = pattern.strip().replace("\\", "/").removeprefix("./")
+    anchored = "/" in glob.strip("/") or glob.startswith("/")
+    glob = glob.strip("/")
+    if not glob:
+        raise InvalidInputError(
+            f"empty glob pattern {pattern!r}; give a pattern such as **/*.md",
+            field="include/exclude",
+            value=pattern,
+        )
+    if not anchored and glob != "**":
+        glob = "**/" + glob
+    out: list[str] = []
+    i = 0
+    while i < len(glob):
+        if glob.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif glob.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif glob[i] == "*":
+            out.append("[^/]*")
+            i += 1
+        elif glob[i] == "?":
+            out.append("[^/]")
+            i += 1
+        elif glob[i] == "[" and (end := glob.find("]", i + 2)) != -1:
+            body = glob[i + 1 : end]
+            negate = body.startswith("!")
+            body = re.escape(body[1:] if negate else body).replace(r"\-", "-")
+            out.append(f"[^/{body}]" if negate else f"[{body}]")
+            i = end + 1
+        else:
+            out.append(re.escape(glob[i]))
+            i += 1
+    return re.compile("".join(out))
