@@ -22,7 +22,6 @@ from rich.table import Table
 from index.errors import (
     InvalidInputError,
     RagctxError,
-    StoreUnavailableError,
     UnknownCollectionError,
 )
 from service.settings import Settings
@@ -42,7 +41,10 @@ log = logging.getLogger("ragctx")
 def main() -> None:
     """Console-script entry point: domain errors become messages and exit codes."""
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns a command's exit code instead of exiting.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
     except (InvalidInputError, UnknownCollectionError) as err:
@@ -51,13 +53,13 @@ def main() -> None:
     except RagctxError as err:
         err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
         sys.exit(1)
-    except Exception as err:  # click usage errors
-        import click
-
-        if isinstance(err, click.exceptions.ClickException):
-            err.show()
-            sys.exit(err.exit_code)
-        if isinstance(err, click.exceptions.Abort):
+    except Exception as err:
+        # usage errors from click (typer vendors its own copy, so match by shape)
+        show, exit_code = getattr(err, "show", None), getattr(err, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
+        if type(err).__name__ == "Abort":
             sys.exit(130)
         raise
 
@@ -133,7 +135,9 @@ def _split(values: list[str] | None) -> tuple[str, ...]:
 
 @app.command()
 def ingest(
-    sources: Annotated[list[Path], typer.Argument(help="Files, folders, JSONL files, BEIR folders.")],
+    sources: Annotated[
+        list[Path], typer.Argument(help="Files, folders, JSONL files, BEIR folders.")
+    ],
     collection: Annotated[str | None, typer.Option(help="Target collection.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant for documents that name none.")] = None,
     groups: Annotated[
@@ -168,8 +172,13 @@ def ingest(
     _setup_logging(verbose)
     settings = load_settings(collection=collection)
     fields = FieldMapping(
-        id=field_id, text=field_text, title=field_title, updated_at=field_updated_at,
-        tenant=field_tenant, groups=field_groups, tags=field_tags,
+        id=field_id,
+        text=field_text,
+        title=field_title,
+        updated_at=field_updated_at,
+        tenant=field_tenant,
+        groups=field_groups,
+        tags=field_tags,
     )
     if source_name is not None and len(sources) > 1:
         raise InvalidInputError(
@@ -215,7 +224,6 @@ def ingest(
 def _run_sync(settings: Settings, specs: list[Any], options: Any, *, show_progress: bool) -> Any:
     from index import Encoders
     from ingest import Chunker, ChunkingParams, sync
-    from ingest.sources import count_source_files
 
     with open_configured_store(settings, owner="ragctx ingest") as store:
         encoders = Encoders.load(encoder_params(settings))
@@ -230,8 +238,12 @@ def _run_sync(settings: Settings, specs: list[Any], options: Any, *, show_progre
         )
         if not show_progress:
             return sync(
-                specs, collection=settings.collection, store=store, encoders=encoders,
-                chunker=chunker, options=options,
+                specs,
+                collection=settings.collection,
+                store=store,
+                encoders=encoders,
+                chunker=chunker,
+                options=options,
             )
         from rich.progress import (
             BarColumn,
@@ -241,12 +253,16 @@ def _run_sync(settings: Settings, specs: list[Any], options: Any, *, show_progre
             TimeElapsedColumn,
         )
 
-        total_docs = sum(count_source_files(s) for s in specs)
         with Progress(
-            TextColumn("{task.description:<10}"), BarColumn(), MofNCompleteColumn(),
-            TimeElapsedColumn(), console=err_console, transient=False,
+            TextColumn("{task.description:<10}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
         ) as bars:
-            docs_task = bars.add_task("files", total=total_docs or None)
+            # a file may hold many documents (JSONL, BEIR): the document count has no total
+            docs_task = bars.add_task("documents", total=None)
             chunk_task = bars.add_task("chunks", total=None)
             embed_task = bars.add_task("embedded", total=None)
 
@@ -262,10 +278,16 @@ def _run_sync(settings: Settings, specs: list[Any], options: Any, *, show_progre
                     bars.advance(embed_task, n)
 
             report = sync(
-                specs, collection=settings.collection, store=store, encoders=encoders,
-                chunker=chunker, options=options, progress=_Bars(),
+                specs,
+                collection=settings.collection,
+                store=store,
+                encoders=encoders,
+                chunker=chunker,
+                options=options,
+                progress=_Bars(),
             )
             bars.update(docs_task, total=bars.tasks[docs_task].completed)
+            bars.update(chunk_task, total=bars.tasks[chunk_task].completed)
             return report
 
 
@@ -275,8 +297,11 @@ def _print_sync_report(summary: dict[str, Any]) -> None:
     for col in ("added", "updated", "unchanged", "deleted", "failed", "chunks", "seconds"):
         table.add_column(col, justify="right")
     table.add_row(
-        str(summary["added"]), str(summary["updated"]), str(summary["unchanged"]),
-        str(summary["deleted"]), str(summary["failed"]),
+        str(summary["added"]),
+        str(summary["updated"]),
+        str(summary["unchanged"]),
+        str(summary["deleted"]),
+        str(summary["failed"]),
         f"+{summary['chunks_written']} / -{summary['chunks_deleted']}",
         f"{summary['seconds']:.2f}",
     )
@@ -315,8 +340,10 @@ def stats(
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
         return
-    table = Table(title=f"collection {result['collection']}: {result['documents']} documents, "
-                  f"{result['chunks']} chunks")
+    table = Table(
+        title=f"collection {result['collection']}: {result['documents']} documents, "
+        f"{result['chunks']} chunks"
+    )
     table.add_column("source")
     table.add_column("documents", justify="right")
     table.add_column("chunks", justify="right")
@@ -343,5 +370,43 @@ def optimize(
         )
 
 
-def _unused() -> None:  # pragma: no cover - keeps StoreUnavailableError imported for later use
-    _ = StoreUnavailableError
+# ---------------------------------------------------------------------------------------------
+# policy
+
+policy_app = typer.Typer(help="Validate context policies and print their JSON Schema.")
+app.add_typer(policy_app, name="policy")
+
+
+@policy_app.command("check")
+def policy_check(
+    files: Annotated[list[Path], typer.Argument(help="Policy files or folders of *.yaml.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Validate policies (for a deploy pipeline): every problem in every file; exit 1 if any."""
+    from assembler.policy import check_policies
+
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        raise InvalidInputError(
+            f"no such policy file or folder: {', '.join(missing)}", field="files", value=missing
+        )
+    problems = check_policies(files)
+    if as_json:
+        sys.stdout.write(
+            json.dumps({"ok": not problems, "problems": [str(p) for p in problems]}) + "\n"
+        )
+    else:
+        for problem in problems:
+            err_console.print(f"[red]invalid[/red] {problem}", highlight=False, soft_wrap=True)
+        if not problems:
+            err_console.print(f"ok: {len(files)} path(s) checked, no problems")
+    if problems:
+        raise typer.Exit(1)
+
+
+@policy_app.command("schema")
+def policy_schema() -> None:
+    """Print the policy file's JSON Schema."""
+    from assembler.policy import policy_json_schema
+
+    sys.stdout.write(json.dumps(policy_json_schema(), indent=2) + "\n")
