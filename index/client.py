@@ -79,7 +79,9 @@ class ClientStore:
         """Create with named vectors, the IDF modifier and the payload indexes."""
         self.client.create_collection(
             validate_collection_name(name),
-            vectors_config={DENSE: models.VectorParams(size=dense_dim, distance=models.Distance.COSINE)},
+            vectors_config={
+                DENSE: models.VectorParams(size=dense_dim, distance=models.Distance.COSINE)
+            },
             sparse_vectors_config={BM25: models.SparseVectorParams(modifier=models.Modifier.IDF)},
             metadata=meta,
         )
@@ -124,7 +126,9 @@ class ClientStore:
         """Delete by id and wait."""
         if ids:
             self._check(name)
-            self.client.delete(name, points_selector=models.PointIdsList(points=list(ids)), wait=True)
+            self.client.delete(
+                name, points_selector=models.PointIdsList(points=list(ids)), wait=True
+            )
 
     def flush(self, name: str) -> None:
         """A server persists on its own."""
@@ -143,8 +147,12 @@ class ClientStore:
         offset: Any = None
         while True:
             records, offset = self.client.scroll(
-                name, scroll_filter=_filter(flt), limit=batch, offset=offset,
-                with_payload=payload, with_vectors=False,
+                name,
+                scroll_filter=_filter(flt),
+                limit=batch,
+                offset=offset,
+                with_payload=payload,
+                with_vectors=False,
             )
             for r in records:
                 yield StoredPoint(id=str(r.id), payload=dict(r.payload or {}))
@@ -191,7 +199,9 @@ class ClientStore:
         requests = [
             models.QueryRequest(
                 prefetch=[
-                    models.Prefetch(query=query.dense, using=DENSE, filter=flt, limit=query.dense_limit),
+                    models.Prefetch(
+                        query=query.dense, using=DENSE, filter=flt, limit=query.dense_limit
+                    ),
                     models.Prefetch(
                         query=sparse, using=BM25, filter=flt, limit=query.sparse_limit, params=idf
                     ),
@@ -204,11 +214,18 @@ class ClientStore:
             ),
             # legs carry the access fields, so the caller's second lock can check them too
             models.QueryRequest(
-                query=query.dense, using=DENSE, filter=flt, limit=query.dense_limit,
+                query=query.dense,
+                using=DENSE,
+                filter=flt,
+                limit=query.dense_limit,
                 with_payload=list(ACCESS_FIELDS),
             ),
             models.QueryRequest(
-                query=sparse, using=BM25, filter=flt, limit=query.sparse_limit, params=idf,
+                query=sparse,
+                using=BM25,
+                filter=flt,
+                limit=query.sparse_limit,
+                params=idf,
                 with_payload=list(ACCESS_FIELDS),
             ),
         ]

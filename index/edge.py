@@ -19,7 +19,12 @@ from typing import IO, Any
 
 import qdrant_edge as qe
 
-from index.errors import RagctxError, StoreLockedError, StoreUnavailableError, UnknownCollectionError
+from index.errors import (
+    RagctxError,
+    StoreLockedError,
+    StoreUnavailableError,
+    UnknownCollectionError,
+)
 from index.schema import (
     ACCESS_FIELDS,
     BM25,
@@ -94,9 +99,7 @@ class EdgeStore:
 
     def collections(self) -> list[str]:
         """Collections are the sub-folders holding an Edge shard."""
-        return sorted(
-            p.name for p in self.path.iterdir() if (p / "edge_config.json").exists()
-        )
+        return sorted(p.name for p in self.path.iterdir() if (p / "edge_config.json").exists())
 
     def has_collection(self, name: str) -> bool:
         """Whether the shard folder exists."""
@@ -192,7 +195,10 @@ class EdgeStore:
         while True:
             records, offset = shard.scroll(
                 qe.ScrollRequest(
-                    offset=offset, filter=_filter(flt), limit=batch, with_payload=payload,
+                    offset=offset,
+                    filter=_filter(flt),
+                    limit=batch,
+                    with_payload=payload,
                     with_vector=False,
                 )
             )

@@ -54,7 +54,9 @@ class Store(Protocol):
         """Every point matching ``flt``, with the payload ``fields`` (``None`` = all)."""
         ...
 
-    def retrieve(self, name: str, ids: Sequence[str], *, with_vectors: bool = False) -> list[StoredPoint]:
+    def retrieve(
+        self, name: str, ids: Sequence[str], *, with_vectors: bool = False
+    ) -> list[StoredPoint]:
         """Points by id, in no particular order; missing ids are skipped."""
         ...
 
@@ -62,7 +64,9 @@ class Store(Protocol):
         """Exact number of points matching ``flt``."""
         ...
 
-    def facet(self, name: str, key: str, flt: Filter | None = None, limit: int = 10_000) -> dict[str, int]:
+    def facet(
+        self, name: str, key: str, flt: Filter | None = None, limit: int = 10_000
+    ) -> dict[str, int]:
         """Point counts per value of the keyword field ``key``."""
         ...
 

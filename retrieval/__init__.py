@@ -44,13 +44,21 @@ __all__ = [
 ]
 
 _LAZY = {
-    **dict.fromkeys(("Principal", "SearchFilters", "access_filter", "may_see"), "retrieval.filters"),
+    **dict.fromkeys(
+        ("Principal", "SearchFilters", "access_filter", "may_see"), "retrieval.filters"
+    ),
     **dict.fromkeys(
         ("CrossEncoderReranker", "Reranker", "RerankMode", "RerankParams"), "retrieval.rerank"
     ),
     **dict.fromkeys(
-        ("RetrievalParams", "Retrieved", "StageTrace", "fetch_documents", "search",
-         "validate_query"),
+        (
+            "RetrievalParams",
+            "Retrieved",
+            "StageTrace",
+            "fetch_documents",
+            "search",
+            "validate_query",
+        ),
         "retrieval.search",
     ),
     **dict.fromkeys(("Candidate", "ScoreKind", "Stage", "StageHit"), "retrieval.types"),

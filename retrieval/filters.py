@@ -60,7 +60,11 @@ class SearchFilters:
                 f"filters must be an object, got {type(raw).__name__}", field="filters", value=raw
             )
         allowed = {
-            "sources", "exclude_sources", "tags", "exclude_doc_ids", "updated_after",
+            "sources",
+            "exclude_sources",
+            "tags",
+            "exclude_doc_ids",
+            "updated_after",
             "updated_before",
         }
         unknown = sorted(set(raw) - allowed)
@@ -112,8 +116,7 @@ def _date(raw: Mapping[str, Any], key: str) -> datetime | None:
             when = datetime.fromisoformat(value.replace("Z", "+00:00"))
         except ValueError as err:
             raise InvalidInputError(
-                f"filters.{key} is not an ISO 8601 date: {value!r}; use e.g. "
-                "2026-01-01T00:00:00Z",
+                f"filters.{key} is not an ISO 8601 date: {value!r}; use e.g. 2026-01-01T00:00:00Z",
                 field=f"filters.{key}",
                 value=value,
             ) from err

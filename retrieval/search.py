@@ -72,7 +72,7 @@ def validate_query(query: str, *, max_chars: int) -> str:
 def search(
     query: str,
     principal: Principal,
-    filters: SearchFilters = SearchFilters(),
+    filters: SearchFilters | None = None,
     *,
     collection: str,
     store: Store,
@@ -109,6 +109,7 @@ def search(
         UnknownCollectionError: no such collection.
     """
     text = validate_query(query, max_chars=params.max_query_chars)
+    filters = SearchFilters() if filters is None else filters
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     dense_vec = encoders.dense.encode([text])[0].tolist()
@@ -192,7 +193,10 @@ def _visible(
             log.error(
                 "second lock: dropped chunk %s of tenant %r for principal %r (tenant %r); the "
                 "store filter let it through",
-                point.id, point.payload.get("tenant"), principal.name, principal.tenant,
+                point.id,
+                point.payload.get("tenant"),
+                principal.name,
+                principal.tenant,
             )
     return kept
 
@@ -216,7 +220,9 @@ def _rerank(
     if not reranker.trained:
         # An untrained test model: run the real code path, keep the hybrid order.
         return annotated + tail, StageTrace(
-            len(head), ms, active=False,
+            len(head),
+            ms,
+            active=False,
             note=f"reranker {reranker.name!r} is marked untrained; scores recorded, order kept",
         )
     final, scores = combine([c.stages[Stage.HYBRID].rank for c in head], logits, params)
@@ -293,4 +299,3 @@ def fetch_documents(
     ]
     order = {d: i for i, d in enumerate(doc_ids)}
     return sorted(out, key=lambda c: (order.get(c.doc_id, len(order)), c.chunk_index))
-

@@ -80,7 +80,9 @@ QUERY_DENSE = unit(1.0)
 QUERY_SPARSE = SparseVec(indices=[1, 2], values=[1.0, 1.0])
 
 
-def hybrid(flt: Filter | None, *, k: int = 60, limit: int = 10, vectors: bool = False) -> HybridQuery:
+def hybrid(
+    flt: Filter | None, *, k: int = 60, limit: int = 10, vectors: bool = False
+) -> HybridQuery:
     return HybridQuery(
         dense=QUERY_DENSE,
         sparse=QUERY_SPARSE,
@@ -141,7 +143,10 @@ class StoreSuite:
             (Filter(must=(MatchAny("groups", ("support", "legal")),)), {"secret", "a3"}),
             (Filter(must=(MatchValue("tags", "faq"),)), {"a1"}),
             (
-                Filter(must=(MatchValue("tenant", "acme"),), must_not=(MatchAny("doc_id", ("a1", "secret")),)),
+                Filter(
+                    must=(MatchValue("tenant", "acme"),),
+                    must_not=(MatchAny("doc_id", ("a1", "secret")),),
+                ),
                 {"a2", "a3"},
             ),
             (
@@ -154,15 +159,23 @@ class StoreSuite:
             ),
         ],
     )
-    def test_filters_select_the_same_points(self, filled: Any, flt: Filter, expected: set[str]) -> None:
+    def test_filters_select_the_same_points(
+        self, filled: Any, flt: Filter, expected: set[str]
+    ) -> None:
         assert {p.payload["doc_id"] for p in filled.scroll(C, flt)} == expected
         assert filled.count(C, flt) == len(expected)
 
     def test_hybrid_filter_applies_to_both_legs_and_the_fusion(self, filled: Any) -> None:
         # Without a filter, the hidden documents lead both legs: the fixture is meaningful.
         open_result = filled.hybrid(C, hybrid(None))
-        assert doc_ids(filled.retrieve(C, [open_result.dense[0].id])) in (["secret"], ["other-tenant"])
-        assert doc_ids(filled.retrieve(C, [open_result.sparse[0].id]))[0] in {"secret", "other-tenant"}
+        assert doc_ids(filled.retrieve(C, [open_result.dense[0].id])) in (
+            ["secret"],
+            ["other-tenant"],
+        )
+        assert doc_ids(filled.retrieve(C, [open_result.sparse[0].id]))[0] in {
+            "secret",
+            "other-tenant",
+        }
 
         access = Filter(
             must=(MatchValue("tenant", "acme"), MatchAny("groups", ("public", "support")))
@@ -188,7 +201,9 @@ class StoreSuite:
             assert p.score == pytest.approx(expected, rel=1e-4)
 
     def test_hybrid_returns_vectors_and_payload_when_asked(self, filled: Any) -> None:
-        result = filled.hybrid(C, hybrid(Filter(must=(MatchValue("tenant", "acme"),)), vectors=True))
+        result = filled.hybrid(
+            C, hybrid(Filter(must=(MatchValue("tenant", "acme"),)), vectors=True)
+        )
         top = result.fused[0]
         assert top.payload["text"] == f"text of {top.payload['doc_id']}"
         assert top.dense is not None and len(top.dense) == DIM
@@ -197,8 +212,14 @@ class StoreSuite:
         # Term 3 occurs only in a3 (1 of 4 acme points); collection-wide it is 1 of 5.
         acme = Filter(must=(MatchValue("tenant", "acme"),))
         query = HybridQuery(
-            dense=QUERY_DENSE, sparse=SparseVec([3], [1.0]), filter=acme, dense_limit=5,
-            sparse_limit=5, rrf_k=60, limit=5, idf_filter=acme,
+            dense=QUERY_DENSE,
+            sparse=SparseVec([3], [1.0]),
+            filter=acme,
+            dense_limit=5,
+            sparse_limit=5,
+            rrf_k=60,
+            limit=5,
+            idf_filter=acme,
         )
         score = filled.hybrid(C, query).sparse[0].score
 

@@ -53,7 +53,10 @@ def test_another_process_gets_a_clear_message(tmp_path: Path) -> None:
         "except StoreLockedError as e:\n    print(e); sys.exit(3)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
         cwd=Path(__file__).resolve().parents[2],
     )
     holder.close()
