@@ -12,7 +12,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false 
 	TIKTOKEN_CACHE_DIR=$$($(PY) -c 'import llama_index.core, os; print(os.path.join(os.path.dirname(llama_index.core.__file__), "_static", "tiktoken_cache"))')
 THREADS := OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 
-.PHONY: help install run serve ingest test test-slow lint fmt bench eval clean
+.PHONY: help install run ingest test test-slow lint fmt bench eval clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -28,12 +28,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## create .venv and install ragctx with its dev tools
 
-ingest: install ## ingest the sample corpus in data/docs into the embedded store
-	$(OFFLINE) $(VENV)/bin/ragctx ingest data/docs --collection docs
+data/keys.toml: data/keys.sample.toml
+	cp data/keys.sample.toml data/keys.toml
 
-run: ingest ## install, ingest data/docs, then query it (the HTTP issue turns this into a server)
+ingest: install ## ingest the sample corpus in data/docs into the embedded store
+	$(OFFLINE) $(VENV)/bin/ragctx ingest data/docs/acme --collection docs --tenant acme
+	$(OFFLINE) $(VENV)/bin/ragctx ingest data/docs/globex --collection docs --tenant globex
 	$(OFFLINE) $(VENV)/bin/ragctx stats --collection docs
-	$(OFFLINE) $(VENV)/bin/ragctx search "what is the maximum message size?" --collection docs --tenant acme --groups support
+
+run: ingest data/keys.toml ## install, ingest data/docs, serve POST /v1/context on 127.0.0.1:8000
+	$(OFFLINE) $(THREADS) $(VENV)/bin/ragctx serve --host 127.0.0.1 --port 8000
 
 lint: install ## ruff + mypy --strict
 	$(VENV)/bin/ruff check .
@@ -50,9 +54,14 @@ test: install lint ## lint, then the fast test suite (real store, real models, r
 test-slow: install ## the slow, benchmark-sized tests
 	$(OFFLINE) $(THREADS) $(PY) -m pytest -q -m slow
 
-bench: install ## benchmarks: ingest speed, assembler speed; results in bench/results/
+bench: install ## benchmarks: ingest, assembler, HTTP service; JSON under bench/results/
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_ingest.py --json-out bench/results/ingest.json
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_assembler.py --json-out bench/results/assembler.json
+	$(OFFLINE) $(THREADS) $(PY) bench/bench_service.py --json-out bench/results/service.json
+
+eval: install ## SciFact quality report per stage, then the gate against the kept baseline
+	$(OFFLINE) $(THREADS) $(VENV)/bin/ragctx eval ../shared/benchdata/scifact
+	$(OFFLINE) $(VENV)/bin/ragctx eval gate --baseline eval/baselines/scifact.json
 
 clean: ## remove the venv and the local store
 	rm -rf $(VENV) .ragctx ragctx.toml

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from retrieval.filters import Principal, SearchFilters, access_filter, may_see
     from retrieval.rerank import CrossEncoderReranker, Reranker, RerankMode, RerankParams
-    from retrieval.search import (
+    from retrieval.hybrid import (
         RetrievalParams,
         Retrieved,
         StageTrace,
@@ -59,7 +59,7 @@ _LAZY = {
             "search",
             "validate_query",
         ),
-        "retrieval.search",
+        "retrieval.hybrid",
     ),
     **dict.fromkeys(("Candidate", "ScoreKind", "Stage", "StageHit"), "retrieval.types"),
 }

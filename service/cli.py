@@ -22,6 +22,7 @@ from rich.table import Table
 from index.errors import (
     InvalidInputError,
     RagctxError,
+    StoreLockedError,
     UnknownCollectionError,
 )
 from service.settings import Settings
@@ -163,9 +164,20 @@ def ingest(
     dry_run: Annotated[bool, typer.Option(help="Print the plan; write nothing.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars (stderr).")] = True,
+    admin_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Admin key to hand the job to a server holding the store "
+            "(default RAGCTX_ADMIN_KEY)."
+        ),
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
-    """Sync sources into a collection: add new, replace changed, delete vanished documents."""
+    """Sync sources into a collection: add new, replace changed, delete vanished documents.
+
+    When a running `ragctx serve` holds the embedded store, the job is handed to it (admin key)
+    and followed with the same progress bars.
+    """
     from ingest import Partition, SourceSpec, SyncOptions
     from ingest.sources import FieldMapping
 
@@ -211,7 +223,18 @@ def ingest(
         max_doc_chars=settings.max_doc_chars,
         optimize_threshold=settings.optimize_threshold,
     )
-    report = _run_sync(settings, specs, options, show_progress=progress and not as_json)
+    show = progress and not as_json
+    try:
+        report = _run_sync(settings, specs, options, show_progress=show)
+    except StoreLockedError:
+        from service.handoff import ingest_via_server
+
+        handed = ingest_via_server(
+            settings, specs, options, show_progress=show, admin_key=admin_key
+        )
+        if handed is None:
+            raise
+        report = handed
     summary = report.to_dict()
     if as_json:
         sys.stdout.write(json.dumps(summary) + "\n")
@@ -410,3 +433,16 @@ def policy_schema() -> None:
     from assembler.policy import policy_json_schema
 
     sys.stdout.write(json.dumps(policy_json_schema(), indent=2) + "\n")
+
+
+def _register_subcommands() -> None:
+    from service.cli_eval import eval_app
+    from service.cli_query import query
+    from service.cli_serve import register
+
+    app.command()(query)
+    app.add_typer(eval_app, name="eval")
+    register(app)
+
+
+_register_subcommands()

@@ -82,6 +82,12 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(8, ge=1)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65_535)
+    max_body_bytes: int = Field(
+        65_536, ge=1_024, description="Largest request body the HTTP service reads (413 above)."
+    )
+    admin_key: SecretStr | None = Field(
+        None, description="Admin API key `ragctx ingest` uses to hand a job to a running server."
+    )
     audit_include_text: bool = False
     otel_exporter: Literal["none", "console", "otlp", "memory"] = "none"
     log_json: bool = True

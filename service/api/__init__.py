@@ -1,0 +1,1 @@
+"""The HTTP layer: dependencies, schemas, error mapping, middleware and routes."""

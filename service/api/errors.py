@@ -1,0 +1,148 @@
+"""One place that turns exceptions into HTTP answers: domain errors to 4xx/503, never 500.
+
+Every error body is ``{"error": {"code", "message", "field"}}``; validation errors also list
+every problem in ``errors``. 503s carry ``Retry-After``; 401s carry ``WWW-Authenticate``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from assembler.policy import PolicyError
+from index.errors import (
+    InvalidInputError,
+    ModelNotFoundError,
+    RagctxError,
+    StoreUnavailableError,
+    UnknownCollectionError,
+)
+from service.api.deps import audit_record
+from service.errors import (
+    AuthError,
+    ForbiddenError,
+    OverloadedError,
+    UnknownJobError,
+    UnknownPolicyError,
+)
+
+log = logging.getLogger(__name__)
+
+RETRY_AFTER_S = 1
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    field: str | None = None,
+    errors: list[dict[str, Any]] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """The uniform error body."""
+    body: dict[str, Any] = {"error": {"code": code, "message": message, "field": field}}
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _status_of(err: RagctxError) -> tuple[int, str, str | None, dict[str, str] | None]:
+    retry = {"Retry-After": str(RETRY_AFTER_S)}
+    if isinstance(err, AuthError):
+        return 401, "unauthorized", None, {"WWW-Authenticate": "Bearer"}
+    if isinstance(err, ForbiddenError):
+        return 403, "forbidden", err.field, None
+    if isinstance(err, InvalidInputError):
+        return 422, "invalid_input", err.field, None
+    if isinstance(err, UnknownCollectionError):
+        return 404, "unknown_collection", "collection", None
+    if isinstance(err, UnknownPolicyError):
+        return 404, "unknown_policy", "policy", None
+    if isinstance(err, UnknownJobError):
+        return 404, "unknown_job", "job_id", None
+    if isinstance(err, OverloadedError):
+        return 503, "overloaded", None, retry
+    if isinstance(err, StoreUnavailableError | ModelNotFoundError):
+        return 503, "unavailable", None, retry
+    if isinstance(err, PolicyError):
+        return 503, "policy_unavailable", "policy", retry
+    return 500, "internal", None, None
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+
+    @app.exception_handler(RagctxError)
+    async def _domain(request: Request, err: RagctxError) -> JSONResponse:
+        status, code, field, headers = _status_of(err)
+        if status >= 500 and status != 503:
+            log.error("unexpected %s on %s: %s", type(err).__name__, request.url.path, err)
+        _note(request, code)
+        return error_response(status, code, str(err), field=field, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, err: RequestValidationError) -> JSONResponse:
+        problems = []
+        for e in err.errors():
+            field = _field_of(tuple(e.get("loc", ())))
+            kind = str(e.get("type", ""))
+            if kind == "json_invalid":
+                field = "body"  # the loc holds a character position, not a field
+                reason = (e.get("ctx") or {}).get("error", "parse error")
+                message = f"the body is not valid JSON ({reason}); send a JSON object"
+            elif kind == "missing":
+                message = f"{field} is required"
+            elif kind == "extra_forbidden":
+                hint = " (the API key decides the tenant)" if field == "tenant" else ""
+                message = f"{field} is not a known field; remove it{hint}"
+            else:
+                message = f"{field}: {e.get('msg', 'invalid')}"
+            problems.append({"code": kind or "invalid", "message": message, "field": field})
+        first = problems[0] if problems else {"message": "invalid request", "field": None}
+        status = 400 if any(p["code"] == "json_invalid" for p in problems) else 422
+        _note(request, "invalid_input")
+        return error_response(
+            status, "invalid_input", str(first["message"]), field=first["field"], errors=problems
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+            err.status_code, "http_error"
+        )
+        field = "body" if err.status_code == 413 else None
+        _note(request, code)
+        return error_response(
+            err.status_code, code, str(err.detail), field=field, headers=err.headers
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, err: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s", request.url.path)
+        _note(request, "internal")
+        return error_response(
+            500, "internal", f"internal error ({type(err).__name__}); see the server log"
+        )
+
+
+def _note(request: Request, code: str) -> None:
+    record = audit_record(request)
+    if record is not None:
+        record.error = code

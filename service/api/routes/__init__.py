@@ -1,0 +1,1 @@
+"""Route modules: health and metrics, the context endpoint, admin ingest jobs."""

@@ -1,0 +1,100 @@
+"""Admin ingest jobs: ``POST /v1/admin/ingest`` and ``GET /v1/admin/jobs/{id}`` (admin keys)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Depends, Request
+
+from index.errors import InvalidInputError
+from index.schema import validate_collection_name
+from ingest import Partition, SourceSpec, SyncOptions
+from ingest.sources import FieldMapping
+from service.api.deps import AdminKeyDep, RuntimeDep, audit_record, get_admin_key
+from service.api.schemas import ErrorOut, IngestRequest, JobOut
+from service.errors import NotReadyError, UnknownJobError
+from service.jobs import SERVER_BATCH_CHUNKS
+
+router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 413, 422, 503)
+}
+
+
+def _specs(body: IngestRequest) -> list[SourceSpec]:
+    specs = []
+    for i, src in enumerate(body.sources):
+        path = Path(src.path)
+        if not path.exists():
+            raise InvalidInputError(
+                f"sources[{i}].path {src.path!r} does not exist on the server; the server reads "
+                "sources from its own disk: give a path on its machine (absolute, or relative "
+                "to the server's working directory)",
+                field=f"sources[{i}].path",
+                value=src.path,
+            )
+        f = src.fields
+        specs.append(
+            SourceSpec(
+                path=path,
+                name=src.name,
+                include=tuple(src.include),
+                exclude=tuple(src.exclude),
+                tenant=src.tenant,
+                groups=tuple(src.groups),
+                tags=tuple(src.tags),
+                kind=src.kind,
+                fields=FieldMapping(
+                    id=f.id,
+                    text=f.text,
+                    title=f.title,
+                    updated_at=f.updated_at,
+                    tenant=f.tenant,
+                    groups=f.groups,
+                    tags=f.tags,
+                    metadata=None if f.metadata is None else tuple(f.metadata),
+                ),
+            )
+        )
+    return specs
+
+
+@router.post("/ingest", status_code=202, response_model=JobOut, responses=_ERRORS)
+def submit_ingest(
+    body: IngestRequest, grant: AdminKeyDep, runtime: RuntimeDep, request: Request
+) -> JobOut:
+    """Queue a sync job inside the server (which owns the embedded store); 202 with the job."""
+    collection = validate_collection_name(body.collection or runtime.settings.collection)
+    specs = _specs(body)
+    options = SyncOptions(
+        dry_run=body.dry_run,
+        partition=Partition.parse(body.partition) if body.partition else None,
+        batch_chunks=SERVER_BATCH_CHUNKS,
+        max_doc_chars=body.max_doc_chars or runtime.settings.max_doc_chars,
+        optimize_threshold=None,  # never optimize() inside a serving process
+    )
+    if runtime.jobs is None:
+        raise NotReadyError("the server is starting: the job runner is not up yet; retry")
+    job = runtime.jobs.submit(specs, collection=collection, options=options, submitted_by=grant.id)
+    record = audit_record(request)
+    if record is not None:
+        record.collection, record.job_id = collection, job.id
+    return JobOut.model_validate(job.to_dict())
+
+
+@router.get(
+    "/jobs/{job_id}",
+    response_model=JobOut,
+    responses=_ERRORS,
+    dependencies=[Depends(get_admin_key)],
+)
+def get_job(job_id: str, runtime: RuntimeDep) -> JobOut:
+    """A job's state, live progress counters and, when done, its summary."""
+    job = runtime.jobs.get(job_id) if runtime.jobs is not None else None
+    if job is None:
+        raise UnknownJobError(
+            f"no ingest job {job_id!r} on this server (jobs are kept in memory: the last 100, "
+            "until the server restarts)"
+        )
+    return JobOut.model_validate(job.to_dict())

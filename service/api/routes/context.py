@@ -1,0 +1,52 @@
+"""``POST /v1/context``: the context for a question, within a token budget, under a policy."""
+
+from __future__ import annotations
+
+from functools import partial
+
+from anyio import to_thread
+from fastapi import APIRouter, Request
+
+from service.api.deps import KeyDep, RuntimeDep, audit_record
+from service.api.schemas import ContextRequest, ContextResponse, ErrorOut
+from service.context import prepare, run_pipeline
+from service.errors import OverloadedError
+
+router = APIRouter(prefix="/v1", tags=["context"])
+
+_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorOut, "description": "The body is not JSON."},
+    401: {"model": ErrorOut, "description": "No key, or an unknown key."},
+    403: {"model": ErrorOut, "description": "Groups the key does not grant."},
+    404: {"model": ErrorOut, "description": "Unknown policy or collection."},
+    413: {"model": ErrorOut, "description": "Body too large."},
+    422: {"model": ErrorOut, "description": "A field is missing or invalid; `field` names it."},
+    503: {"model": ErrorOut, "description": "Overloaded or not ready; see Retry-After."},
+}
+
+
+@router.post("/context", response_model=ContextResponse, responses=_ERRORS)
+async def context(
+    body: ContextRequest, grant: KeyDep, runtime: RuntimeDep, request: Request
+) -> ContextResponse:
+    """Retrieve what the key may see, pack it into the budget under the policy, cite it.
+
+    The tenant and access groups come from the API key; ``groups`` may only narrow them.
+    """
+    record = audit_record(request)
+    prepared = prepare(body, grant, runtime)
+    runtime.require_models()
+    metrics = runtime.telemetry.metrics
+    try:
+        with runtime.gate.slot():
+            metrics.in_flight.inc()
+            try:
+                return await to_thread.run_sync(
+                    partial(run_pipeline, prepared, runtime, record),
+                    limiter=runtime.gate.limiter,
+                )
+            finally:
+                metrics.in_flight.dec()
+    except OverloadedError:
+        metrics.rejected.labels(reason="overload").inc()
+        raise

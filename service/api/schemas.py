@@ -1,0 +1,287 @@
+"""HTTP request and response bodies (the contract of DESIGN.md §4, v1).
+
+Kept apart from the internal types: the pipeline maps ``ContextPack`` and ``Retrieved`` to these.
+Requests forbid unknown fields, so a body can never carry a tenant or an access grant.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Encoding = Literal["cl100k_base", "o200k_base"]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+def _absent(value: object) -> bool:
+    # debug-only fields are left out of the answer, not sent as null
+    return value is None
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class FiltersIn(_In):
+    """Narrowing a request may ask for; it can only ever remove candidates."""
+
+    sources: list[Name] | None = Field(
+        default=None, max_length=100, description="Only these sources."
+    )
+    exclude_sources: list[Name] | None = Field(default=None, max_length=100)
+    tags: list[Name] | None = Field(
+        default=None, max_length=100, description="Chunks with any of these."
+    )
+    exclude_doc_ids: list[Name] | None = Field(default=None, max_length=1000)
+    updated_after: datetime | None = Field(default=None, description="ISO 8601; naive means UTC.")
+    updated_before: datetime | None = None
+
+
+class ContextRequest(_In):
+    """``POST /v1/context``: a question, a token budget and optional narrowing."""
+
+    query: Annotated[str, Field(min_length=1, description="The question to find context for.")]
+    budget_tokens: Annotated[int, Field(gt=0, description="Tokens the rendered context may use.")]
+    encoding: Encoding = Field(
+        default="cl100k_base", description="tiktoken encoding of the reader model."
+    )
+    policy: Name | None = Field(
+        default=None, description="Policy name; the server default if omitted."
+    )
+    collection: Name | None = Field(
+        default=None, description="Collection; the server default if omitted."
+    )
+    filters: FiltersIn | None = None
+    groups: list[Name] | None = Field(
+        None,
+        max_length=100,
+        description="Narrow the key's access groups to these; never more than the key grants.",
+    )
+    top_k: int = Field(
+        default=50, ge=1, le=1000, description="Candidates retrieval hands the assembler."
+    )
+    debug: bool = Field(default=False, description="Add per-candidate ranks and scores per stage.")
+
+
+class HitOut(BaseModel):
+    """A candidate's rank and score in one stage."""
+
+    rank: int
+    score: float
+
+
+class ItemOut(BaseModel):
+    """One block of the context, cited as ``[citation]`` in the text."""
+
+    citation: int
+    doc_id: str
+    chunk_id: str
+    chunk_ids: list[str]
+    source: str
+    path: str
+    title: str
+    section: list[str]
+    text: str
+    tokens: int
+    score: float
+    score_kind: str
+    updated_at: datetime | None
+    pinned: bool = False
+    flags: list[str] = Field(default_factory=list)
+    stages: dict[str, HitOut] | None = Field(
+        default=None, description="debug only", exclude_if=_absent
+    )
+
+
+class DroppedOut(BaseModel):
+    """A candidate left out, and why."""
+
+    chunk_id: str
+    doc_id: str
+    reason: str
+    detail: str
+    stages: dict[str, HitOut] | None = Field(
+        default=None, description="debug only", exclude_if=_absent
+    )
+
+
+class PolicyOut(BaseModel):
+    """Which policy made the pack."""
+
+    name: str
+    version: str
+    sha256: str | None
+
+
+class CandidateOut(BaseModel):
+    """A candidate as one stage ranked it (debug only)."""
+
+    chunk_id: str
+    doc_id: str
+    rank: int
+    score: float
+
+
+class StepOut(BaseModel):
+    """One assembler step."""
+
+    step: str
+    count_in: int
+    count_out: int
+    ms: float
+    notes: list[str] = Field(default_factory=list)
+
+
+class StageOut(BaseModel):
+    """What one stage did: how many candidates, how long, whether it really ran."""
+
+    count: int
+    ms: float
+    active: bool = True
+    note: str = ""
+    candidates: list[CandidateOut] | None = Field(
+        default=None, description="debug only", exclude_if=_absent
+    )
+    steps: list[StepOut] | None = Field(
+        default=None, description="context stage only", exclude_if=_absent
+    )
+
+
+class TraceOut(BaseModel):
+    """Trace id (OpenTelemetry) and per-stage counts and timings."""
+
+    trace_id: str
+    stages: dict[str, StageOut] = Field(description="dense, bm25, hybrid, rerank, context")
+    timings_ms: dict[str, float]
+
+
+class CitationOut(BaseModel):
+    """One entry of the citation list."""
+
+    number: int
+    doc_id: str
+    chunk_ids: list[str]
+    source: str
+    path: str
+    title: str
+    section: list[str]
+    updated_at: datetime | None
+
+
+class ContextResponse(BaseModel):
+    """The context to put in the prompt and how it was made."""
+
+    context: str
+    tokens: int
+    budget_tokens: int
+    encoding: str
+    items: list[ItemOut]
+    citations: list[CitationOut]
+    dropped: list[DroppedOut]
+    policy: PolicyOut
+    trace: TraceOut
+
+
+class ErrorDetail(BaseModel):
+    """What was wrong, which field, and what to do."""
+
+    code: str
+    message: str
+    field: str | None = None
+
+
+class ErrorOut(BaseModel):
+    """Every error answer: one ``error`` object (``errors`` lists all for validation)."""
+
+    error: ErrorDetail
+    errors: list[ErrorDetail] | None = None
+
+
+class HealthOut(BaseModel):
+    """``/healthz``: the process answers."""
+
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    """``/readyz``: store open and models loaded."""
+
+    ready: bool
+    store: bool
+    models: Literal["loading", "loaded", "failed"]
+    error: str | None = None
+    policies: list[str]
+    policy_error: str | None = None
+    collections: list[str]
+
+
+# -------------------------------------------------------------------------------------------
+# admin
+
+
+class FieldMappingIn(_In):
+    """JSON record fields holding each document field."""
+
+    id: Name = "id"
+    text: Name = "text"
+    title: Name = "title"
+    updated_at: Name = "updated_at"
+    tenant: Name = "tenant"
+    groups: Name = "groups"
+    tags: Name = "tags"
+    metadata: list[Name] | None = None
+
+
+class SourceIn(_In):
+    """One source to sync: a path on the server's machine (absolute, or relative to its cwd)."""
+
+    path: Annotated[str, Field(min_length=1, max_length=4096)]
+    name: Name | None = Field(
+        default=None, description="Sync scope name; default: the path as given."
+    )
+    include: list[Name] = Field(default_factory=list)
+    exclude: list[Name] = Field(default_factory=list)
+    tenant: Name = Field(description="Tenant of documents that name none.")
+    groups: list[Name] = Field(description="Groups of documents that name none.")
+    tags: list[Name] = Field(default_factory=list)
+    kind: Literal["auto", "files", "jsonl", "beir"] = "auto"
+    fields: FieldMappingIn = Field(default_factory=FieldMappingIn)
+
+
+class IngestRequest(_In):
+    """``POST /v1/admin/ingest``: sync sources into a collection inside the server."""
+
+    sources: Annotated[list[SourceIn], Field(min_length=1, max_length=100)]
+    collection: Name | None = None
+    dry_run: bool = False
+    partition: str | None = Field(
+        default=None, description="i/n: one hash partition of each source."
+    )
+    max_doc_chars: int | None = Field(default=None, ge=1)
+
+
+class JobProgressOut(BaseModel):
+    """Live counters of a job."""
+
+    files_total: int | None
+    documents: int
+    chunks: int
+    embedded: int
+
+
+class JobOut(BaseModel):
+    """An ingest job: state, progress, and when done its summary."""
+
+    id: str
+    state: Literal["queued", "running", "succeeded", "failed", "cancelled"]
+    collection: str
+    sources: list[str]
+    submitted_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    progress: JobProgressOut
+    report: dict[str, object] | None
+    error: str | None

@@ -1,0 +1,225 @@
+"""API keys: a TOML file of sha256 hashes, each mapped to a principal (tenant, groups, admin).
+
+Only hashes are stored; ``add_key`` makes a random key, appends its hash and returns the key
+once. The tenant and groups of a request come from its key, never from the request body.
+
+The file is re-read when it changes on disk (``ragctx keys add`` while serving takes effect at
+the next request); a file that turns invalid keeps the last good keys and logs why.
+
+File format::
+
+    [[keys]]
+    id = "demo-acme-support"
+    sha256 = "…64 hex digits…"
+    tenant = "acme"
+    groups = ["support"]
+    admin = false
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import secrets
+import threading
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from index.errors import InvalidInputError, RagctxError
+from retrieval.filters import Principal
+
+log = logging.getLogger(__name__)
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+KEY_PREFIX = "rgx_"
+
+
+class KeysFileError(RagctxError):
+    """The keys file is missing or malformed; the message names the file and the entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """One key's grant: who it is, which tenant and groups it sees, whether it is an admin."""
+
+    id: str
+    sha256: str
+    tenant: str
+    groups: tuple[str, ...]
+    admin: bool = False
+
+    def principal(self) -> Principal:
+        """The principal requests with this key act as."""
+        return Principal(tenant=self.tenant, groups=self.groups, name=self.id)
+
+
+def hash_key(key: str) -> str:
+    """The stored form of a key: sha256 of its UTF-8 bytes, hex."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+def load_keys(path: Path) -> dict[str, ApiKey]:
+    """Parse the keys file into ``{sha256: ApiKey}``.
+
+    Raises:
+        KeysFileError: the file is missing, is not TOML, or an entry is malformed.
+    """
+    if not path.is_file():
+        raise KeysFileError(
+            f"keys file {str(path)!r} not found; create a key with `ragctx keys add --tenant T "
+            "--groups G` or copy data/keys.sample.toml there (set RAGCTX_KEYS_FILE to use "
+            "another file)"
+        )
+    try:
+        raw = tomllib.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise KeysFileError(f"keys file {str(path)!r} is not valid TOML: {err}") from err
+    entries = raw.get("keys", [])
+    if not isinstance(entries, list):
+        raise KeysFileError(f"keys file {str(path)!r}: 'keys' must be an array of tables")
+    keys: dict[str, ApiKey] = {}
+    ids: set[str] = set()
+    for i, entry in enumerate(entries):
+        key = _parse_entry(path, i, entry)
+        if key.id in ids:
+            raise KeysFileError(f"keys file {str(path)!r}: key id {key.id!r} appears twice")
+        ids.add(key.id)
+        keys[key.sha256] = key
+    return keys
+
+
+def _parse_entry(path: Path, i: int, entry: object) -> ApiKey:
+    where = f"keys file {str(path)!r}, keys[{i}]"
+    if not isinstance(entry, dict):
+        raise KeysFileError(f"{where}: expected a table")
+    unknown = sorted(set(entry) - {"id", "sha256", "tenant", "groups", "admin"})
+    if unknown:
+        raise KeysFileError(
+            f"{where}: unknown field(s) {unknown}; allowed: id, sha256, tenant, groups, admin"
+        )
+    key_id, digest, tenant = entry.get("id"), entry.get("sha256"), entry.get("tenant")
+    groups, admin = entry.get("groups", []), entry.get("admin", False)
+    if not isinstance(key_id, str) or not _NAME.fullmatch(key_id):
+        raise KeysFileError(f"{where}: 'id' must be a short name, got {key_id!r}")
+    if not isinstance(digest, str) or not _SHA256.fullmatch(digest):
+        raise KeysFileError(f"{where} ({key_id}): 'sha256' must be 64 lower-case hex digits")
+    if not isinstance(tenant, str) or not tenant:
+        raise KeysFileError(f"{where} ({key_id}): 'tenant' must be a non-empty string")
+    if not isinstance(groups, list) or not all(isinstance(g, str) and g for g in groups):
+        raise KeysFileError(f"{where} ({key_id}): 'groups' must be a list of strings")
+    if not isinstance(admin, bool):
+        raise KeysFileError(f"{where} ({key_id}): 'admin' must be true or false")
+    return ApiKey(id=key_id, sha256=digest, tenant=tenant, groups=tuple(groups), admin=admin)
+
+
+class KeyRing:
+    """The keys of a running server, re-read when the file's mtime changes."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._stamp = self._mtime()
+        self._keys = load_keys(path)
+
+    def _mtime(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def _refresh(self) -> None:
+        stamp = self._mtime()
+        if stamp == self._stamp:
+            return
+        with self._lock:
+            if stamp == self._stamp:
+                return
+            self._stamp = stamp
+            try:
+                self._keys = load_keys(self.path)
+            except KeysFileError as err:
+                log.error("keys file changed but is invalid; keeping the last good keys: %s", err)
+                return
+            log.info("keys file reloaded: %d keys", len(self._keys))
+
+    def verify(self, key: str) -> ApiKey | None:
+        """The grant of ``key``, or None when it is not a known key."""
+        self._refresh()
+        digest = hash_key(key)
+        found = self._keys.get(digest)
+        # the dict lookup compares hashes of hashes; compare_digest keeps the last step constant
+        if found is None or not secrets.compare_digest(found.sha256, digest):
+            return None
+        return found
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+def add_key(
+    path: Path,
+    *,
+    tenant: str,
+    groups: tuple[str, ...],
+    admin: bool = False,
+    key_id: str | None = None,
+) -> tuple[ApiKey, str]:
+    """Make a new random key, append its hash to ``path`` and return ``(grant, key)``.
+
+    The key itself is returned once and stored nowhere.
+
+    Raises:
+        InvalidInputError: a bad tenant, group or id, or an id already in the file.
+        KeysFileError: the existing file is malformed.
+    """
+    if not tenant.strip():
+        raise InvalidInputError("--tenant is empty; name the tenant the key sees", field="tenant")
+    for g in groups:
+        if not g.strip():
+            raise InvalidInputError("a group name is empty", field="groups", value=list(groups))
+    existing = load_keys(path) if path.exists() else {}
+    taken = {k.id for k in existing.values()}
+    if key_id is None:
+        key_id = f"{tenant}-{secrets.token_hex(4)}"
+    if not _NAME.fullmatch(key_id):
+        raise InvalidInputError(
+            f"key id {key_id!r} is not a short name; use letters, digits, '_', '.', ':', '@' "
+            "or '-'",
+            field="id",
+            value=key_id,
+        )
+    if key_id in taken:
+        raise InvalidInputError(
+            f"key id {key_id!r} is already in {str(path)!r}; choose another --id",
+            field="id",
+            value=key_id,
+        )
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    grant = ApiKey(id=key_id, sha256=hash_key(key), tenant=tenant, groups=groups, admin=admin)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    prefix = ""
+    if path.exists() and path.stat().st_size > 0 and not path.read_text("utf-8").endswith("\n"):
+        prefix = "\n"
+    with path.open("a", encoding="utf-8") as fh:
+        fh.write(prefix + format_entry(grant))
+    os.chmod(path, 0o600)
+    return grant, key
+
+
+def format_entry(grant: ApiKey) -> str:
+    """One ``[[keys]]`` table. JSON string escapes are valid TOML basic-string escapes."""
+    groups = ", ".join(json.dumps(g) for g in grant.groups)
+    return (
+        "\n[[keys]]\n"
+        f"id = {json.dumps(grant.id)}\n"
+        f"sha256 = {json.dumps(grant.sha256)}\n"
+        f"tenant = {json.dumps(grant.tenant)}\n"
+        f"groups = [{groups}]\n"
+        f"admin = {'true' if grant.admin else 'false'}\n"
+    )

@@ -1,0 +1,347 @@
+"""``ragctx eval``: quality reports on BEIR data, and the gate that stops a regression.
+
+Registered by ``service.cli`` as ``app.add_typer(eval_app, name="eval")``::
+
+    ragctx eval DATASET_DIR [--json] [--json-out FILE]   # = ragctx eval run DATASET_DIR
+    ragctx eval gate --baseline FILE [--current FILE] [--max-drop 0.01] [--max-p 0.01]
+    ragctx eval subset SOURCE_DIR DEST_DIR [--queries 40] [--other-docs 200]
+
+Exit codes: 0 ok, 1 a failed gate or documents that failed to ingest, 2 bad usage or input.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer import _click
+from typer.core import TyperGroup
+
+if TYPE_CHECKING:
+    from eval import EvalParams, EvalReport, GateResult, JudgeParams
+    from retrieval.rerank import Reranker
+    from service.settings import Settings
+
+err_console = Console(stderr=True)
+out_console = Console()
+
+DEFAULT_REPORTS = Path("eval/reports")
+
+
+class _RunByDefault(TyperGroup):
+    """``ragctx eval DATASET_DIR`` means ``ragctx eval run DATASET_DIR``."""
+
+    def parse_args(self, ctx: _click.Context, args: list[str]) -> list[str]:
+        """Route anything that is not a sub-command (or help) to ``run``."""
+        if args and args[0] not in self.commands and args[0] not in {"--help", "-h"}:
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+eval_app = typer.Typer(
+    cls=_RunByDefault,
+    name="eval",
+    help="Evaluate retrieval per stage on a BEIR dataset; gate a run against a baseline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@eval_app.command("run")
+def run_command(
+    dataset: Annotated[
+        Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv.")
+    ],
+    *,
+    reports: Annotated[
+        Path, typer.Option(help="Reports folder: runs/, history.png, history.md.")
+    ] = DEFAULT_REPORTS,
+    json_out: Annotated[
+        Path | None, typer.Option(help="Also write the report JSON to this file.")
+    ] = None,
+    save: Annotated[bool, typer.Option(help="File the run into the reports folder.")] = True,
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: folder).")] = None,
+    split: Annotated[str, typer.Option(help="qrels split to evaluate.")] = "test",
+    collection: Annotated[
+        str | None, typer.Option(help="Eval collection (default: eval-<name>-<params hash>).")
+    ] = None,
+    k: Annotated[int, typer.Option(min=1, help="Hand-on cutoff: ragas metrics, attribution.")] = 10,
+    doc_score: Annotated[
+        str, typer.Option(help="Chunk-to-document scores of fused stages: max | sum.")
+    ] = "max",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    progress: Annotated[bool, typer.Option(help="Show progress (stderr).")] = True,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Ingest DATASET incrementally, run every test query, score each stage, file a report."""
+    from eval import DocScore, load_dataset, write_run
+    from service.cli import _setup_logging, load_settings
+
+    _setup_logging(verbose)
+    settings = load_settings()
+    data = load_dataset(dataset, name=name, split=split)
+    params = eval_params(settings, k=k, doc_score=DocScore.parse(doc_score), collection=collection)
+    report = _evaluate(settings, data, params, show_progress=progress and not as_json)
+    if save:
+        files = write_run(report, reports)
+        err_console.print(
+            f"report: {files.json} and {files.markdown}; history: {files.history_png}",
+            highlight=False,
+        )
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        json_out.write_text(report.to_json() + "\n", "utf-8")
+    if as_json:
+        sys.stdout.write(report.to_json() + "\n")
+    else:
+        _print_report(report)
+    if report.ingest.get("failed"):
+        raise typer.Exit(1)
+
+
+@eval_app.command("gate")
+def gate_command(
+    *,
+    baseline: Annotated[Path, typer.Option(help="Baseline report JSON (e.g. eval/baselines/…).")],
+    current: Annotated[
+        Path | None,
+        typer.Option(help="Report under test (default: the newest run on the same dataset)."),
+    ] = None,
+    reports: Annotated[Path, typer.Option(help="Where to find the newest run.")] = DEFAULT_REPORTS,
+    max_drop: Annotated[
+        float, typer.Option(min=0.0, help="Tolerated drop of a metric's mean.")
+    ] = 0.01,
+    max_p: Annotated[float, typer.Option(help="Significance level of the paired test.")] = 0.01,
+    stat_test: Annotated[str, typer.Option(help="student (paired t-test) | fisher.")] = "student",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Exit 1 when a metric of a stage dropped significantly by more than --max-drop."""
+    from eval import gate, latest_run, load_report
+    from index.errors import InvalidInputError
+
+    base = load_report(baseline)
+    if current is None:
+        found = latest_run(reports, sha256=str(base.dataset.get("sha256")))
+        if found is None:
+            raise InvalidInputError(
+                f"no run on dataset {base.dataset.get('name')!r} (sha256 "
+                f"{str(base.dataset.get('sha256'))[:12]}…) in {reports / 'runs'}; run "
+                "`ragctx eval DATASET_DIR` first, or pass --current FILE",
+                field="current",
+            )
+        current = found
+    result = gate(load_report(current), base, max_drop=max_drop, max_p=max_p, stat_test=stat_test)
+    if as_json:
+        payload = {"baseline": str(baseline), "current": str(current), **result.to_dict()}
+        sys.stdout.write(json.dumps(payload) + "\n")
+    else:
+        _print_gate(result, baseline=baseline, current=current)
+    if not result.passed:
+        raise typer.Exit(1)
+
+
+@eval_app.command("subset")
+def subset_command(
+    source: Annotated[Path, typer.Argument(help="BEIR folder to cut from.")],
+    dest: Annotated[Path, typer.Argument(help="Folder to write the subset into.")],
+    *,
+    queries: Annotated[int, typer.Option(min=1, help="First N judged queries.")] = 40,
+    other_docs: Annotated[int, typer.Option(min=0, help="Unjudged documents to add.")] = 200,
+    seed: Annotated[str, typer.Option(help="Seed of the sha256 order of others.")] = "ragctx-ci",
+) -> None:
+    """Write a small fixed BEIR subset (for CI): same arguments, same bytes."""
+    from eval import subset
+
+    out = subset(source, dest, queries=queries, other_docs=other_docs, seed=seed)
+    err_console.print(f"wrote {out}", highlight=False)
+
+
+def eval_params(
+    settings: Settings, *, k: int = 10, doc_score: Any = None, collection: str | None = None
+) -> EvalParams:
+    """Evaluation parameters from settings: the service's own retrieval parameters."""
+    from eval import DocScore, EvalParams
+    from ingest import SyncOptions
+    from retrieval.hybrid import RetrievalParams
+    from retrieval.rerank import RerankParams
+
+    retrieval = RetrievalParams(
+        dense_limit=settings.dense_limit,
+        bm25_limit=settings.bm25_limit,
+        rrf_k=settings.rrf_k,
+        rerank=RerankParams(top_n=settings.rerank_top_n),
+        max_query_chars=settings.max_query_chars,
+    )
+    recorded = settings.model_dump(mode="json", exclude={"qdrant_api_key", "judge_api_key"})
+    return EvalParams(
+        retrieval=retrieval,
+        k=k,
+        doc_score=DocScore.MAX if doc_score is None else doc_score,
+        collection=collection,
+        sync=SyncOptions(max_doc_chars=settings.max_doc_chars),
+        judge=judge_params(settings),
+        settings=recorded,
+    )
+
+
+def judge_params(settings: Settings) -> JudgeParams | None:
+    """The LLM judge, when settings name an endpoint and a model (``judge_url``,
+    ``judge_model``, optional ``judge_api_key``); None otherwise."""
+    from eval import JudgeParams
+
+    url = getattr(settings, "judge_url", None)
+    model = getattr(settings, "judge_model", None)
+    if not url or not model:
+        return None
+    key: Any = getattr(settings, "judge_api_key", None)
+    secret = key.get_secret_value() if hasattr(key, "get_secret_value") else key
+    return JudgeParams(base_url=str(url), model=str(model), api_key=secret or None)
+
+
+def load_reranker(settings: Settings) -> tuple[Reranker | None, str]:
+    """The trained reranker the settings configure, or None and why the stage is inactive."""
+    if not settings.rerank_model:
+        return None, "no reranker configured (rerank_model is empty)"
+    if not settings.rerank_trained:
+        return None, (
+            f"reranker {settings.rerank_model!r} is marked untrained (rerank_trained=false); "
+            "not measured"
+        )
+    from retrieval.rerank import CrossEncoderReranker
+
+    return CrossEncoderReranker.load(
+        settings.rerank_model,
+        max_length=settings.rerank_max_length,
+        batch_size=settings.rerank_batch_size,
+        device=settings.device,
+        trained=True,
+    ), ""
+
+
+def _evaluate(settings: Settings, data: Any, params: EvalParams, *, show_progress: bool) -> Any:
+    from dataclasses import replace
+
+    from eval import run
+    from index import Encoders
+    from ingest import Chunker, ChunkingParams
+    from service.cli import encoder_params, open_configured_store
+
+    with open_configured_store(settings, owner="ragctx eval") as store:
+        encoders = Encoders.load(encoder_params(settings))
+        chunker = Chunker(
+            ChunkingParams(
+                chunk_tokens=settings.chunk_tokens,
+                overlap_tokens=settings.chunk_overlap,
+                encoding=settings.chunk_encoding,
+            ),
+            max_model_tokens=encoders.dense.max_tokens,
+            model_token_count=encoders.dense.count_tokens,
+        )
+        reranker, why = load_reranker(settings)
+        params = replace(params, rerank_note=why)
+        if not show_progress:
+            return run(
+                data,
+                store=store,
+                encoders=encoders,
+                chunker=chunker,
+                reranker=reranker,
+                params=params,
+            )
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        with Progress(
+            TextColumn("{task.description:<8}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+        ) as bars:
+
+            class _Bars:
+                task: Any = None
+
+                def phase(self, name: str, total: int | None) -> None:
+                    self.task = bars.add_task(name, total=total)
+
+                def advance(self, n: int) -> None:
+                    bars.advance(self.task, n)
+
+            return run(
+                data,
+                store=store,
+                encoders=encoders,
+                chunker=chunker,
+                reranker=reranker,
+                params=params,
+                progress=_Bars(),
+            )
+
+
+def _print_report(report: EvalReport) -> None:
+    from eval.metrics import IR_METRICS, ragas_metric_names
+
+    k = int(report.params.get("k", 10))
+    names = (*IR_METRICS, *ragas_metric_names(k))
+    labels = ("nDCG@10", "R@100", "MRR@10", "MAP@100", f"ctxP@{k}", f"ctxR@{k}")
+    table = Table(title=f"ragctx eval {report.dataset.get('name')}: {report.collection}")
+    table.add_column("stage")
+    for label in (*labels, "med ms", "p95 ms"):
+        table.add_column(label, justify="right")
+    inactive = []
+    for stage, sr in report.stages.items():
+        if not sr.active:
+            table.add_row(stage, "inactive", *[""] * (len(names) + 1))
+            inactive.append(f"{stage}: {sr.note}")
+            continue
+        cells = ["n/a" if sr.metrics.get(m) is None else f"{sr.metrics[m]:.4f}" for m in names]
+        lat = [f"{sr.latency_ms.get(x, 0.0):.1f}" for x in ("median", "p95")]
+        table.add_row(stage, *cells, *lat)
+    out_console.print(table)
+    for line in inactive:
+        out_console.print(f"inactive {line}", highlight=False)
+    totals = report.attribution.get("totals", {})
+    out_console.print(
+        f"attribution (top {report.attribution.get('k')}): "
+        + ", ".join(f"{key} {value}" for key, value in totals.items()),
+        highlight=False,
+    )
+    llm = report.llm_metrics
+    out_console.print(f"LLM metrics: {llm.get('status')} {llm.get('reason', '')}", highlight=False)
+
+
+def _print_gate(result: GateResult, *, baseline: Path, current: Path) -> None:
+    out_console.print(
+        f"gate: {current} against {baseline} (paired {result.stat_test} test, max_p "
+        f"{result.max_p}, max_drop {result.max_drop})",
+        highlight=False,
+    )
+    for check in result.checks:
+        style = "red" if check.failed else ("yellow" if check.delta < 0 else "green")
+        out_console.print(f"[{style}]{check.describe()}[/{style}]", highlight=False)
+    for problem in result.problems:
+        out_console.print(f"[red]FAIL[/red]  {problem}", highlight=False)
+    for note in result.notes:
+        out_console.print(f"note  {note}", highlight=False)
+    verdict = (
+        "[green]passed[/green]"
+        if result.passed
+        else (
+            f"[red]failed[/red]: {len(result.failures)} significant drop(s) beyond "
+            f"{result.max_drop}"
+            + (f", {len(result.problems)} problem(s)" if result.problems else "")
+        )
+    )
+    out_console.print(f"gate {verdict}", highlight=False)

@@ -1,0 +1,108 @@
+"""``ragctx query``: retrieval + assembly against the local store, the same pack as the endpoint.
+
+The principal comes from ``--tenant``/``--groups`` (a local operator has the store itself, so
+there is no API key to take it from). ``--json`` prints the HTTP answer's exact shape.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from service.auth import ApiKey
+
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+def query(
+    text: Annotated[str, typer.Argument(help="The question to find context for.")],
+    budget: Annotated[int, typer.Option(help="Token budget of the rendered context.")] = 1500,
+    policy: Annotated[str | None, typer.Option(help="Policy name (default: settings).")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant to act as.")] = None,
+    groups: Annotated[list[str] | None, typer.Option(help="Access groups to act as.")] = None,
+    collection: Annotated[str | None, typer.Option(help="Collection to search.")] = None,
+    encoding: Annotated[str, typer.Option(help="cl100k_base | o200k_base")] = "cl100k_base",
+    top_k: Annotated[int, typer.Option(help="Candidates handed to the assembler.")] = 50,
+    debug: Annotated[bool, typer.Option(help="Per-candidate ranks and scores.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the HTTP answer's JSON.")] = False,
+) -> None:
+    """Retrieve and assemble context for a question; print the context, packed and dropped."""
+    from pydantic import ValidationError
+
+    from index.errors import InvalidInputError
+    from service.api.schemas import ContextRequest
+    from service.cli import _split, load_settings, open_configured_store
+    from service.context import prepare, run_pipeline
+    from service.runtime import Gate, PolicyBook, Runtime, load_models
+    from service.telemetry import build_telemetry
+
+    settings = load_settings(collection=collection)
+    try:
+        body = ContextRequest.model_validate(
+            {
+                "query": text,
+                "budget_tokens": budget,
+                "encoding": encoding,
+                "policy": policy,
+                "collection": collection,
+                "top_k": top_k,
+                "debug": debug,
+            }
+        )
+    except ValidationError as err:
+        first = err.errors()[0]
+        field = ".".join(str(p) for p in first["loc"])
+        raise InvalidInputError(f"{field}: {first['msg']}", field=field) from err
+    grant = ApiKey(
+        id="cli",
+        sha256="",
+        tenant=tenant or settings.default_tenant,
+        groups=_split(groups) or tuple(settings.default_groups),
+    )
+    telemetry = build_telemetry("none")
+    with open_configured_store(settings, owner="ragctx query") as store:
+        runtime = Runtime(
+            settings=settings,
+            telemetry=telemetry,
+            store=store,
+            keys=None,
+            policies=PolicyBook(settings.policy_dir),
+            gate=Gate(1),
+            models=load_models(settings),
+        )
+        answer = run_pipeline(prepare(body, grant, runtime), runtime, None)
+    telemetry.shutdown()
+    data: dict[str, Any] = answer.model_dump(mode="json", exclude_none=True)
+    if as_json:
+        sys.stdout.write(json.dumps(data) + "\n")
+        return
+    out_console.print(data["context"], markup=False, highlight=False)
+    packed = Table(title=f"packed: {data['tokens']}/{data['budget_tokens']} tokens")
+    for col in ("#", "doc_id", "title", "tokens", "score", "updated_at"):
+        packed.add_column(col)
+    for item in data["items"]:
+        packed.add_row(
+            str(item["citation"]),
+            item["doc_id"],
+            item.get("title", ""),
+            str(item["tokens"]),
+            f"{item['score']:.4f}",
+            str(item.get("updated_at", ""))[:10],
+        )
+    out_console.print(packed)
+    dropped = Table(title=f"dropped: {len(data['dropped'])}")
+    for col in ("doc_id", "reason", "detail"):
+        dropped.add_column(col)
+    for d in data["dropped"]:
+        dropped.add_row(d["doc_id"], d["reason"], d.get("detail", ""))
+    out_console.print(dropped)
+    policy_out = data["policy"]
+    err_console.print(
+        f"policy {policy_out['name']} v{policy_out['version']} · trace {data['trace']['trace_id']}"
+    )

@@ -1,0 +1,150 @@
+"""CLI commands of the HTTP service: ``ragctx serve`` and ``ragctx keys add|list``.
+
+``service/cli.py`` registers them with :func:`register`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from index.errors import InvalidInputError
+from service.settings import Settings
+
+keys_app = typer.Typer(
+    name="keys",
+    help="API keys of the HTTP service (only hashes are stored).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``serve`` and the ``keys`` group to the main CLI."""
+    app.command()(serve)
+    app.add_typer(keys_app, name="keys")
+
+
+def preflight(settings: Settings) -> None:
+    """Fail before binding a port when the store, keys or policies cannot be used.
+
+    Raises:
+        StoreUnavailableError: the store is missing, locked, or lacks the default collection.
+        KeysFileError: the keys file is missing or malformed.
+        PolicyError: a policy file is invalid.
+        UnknownPolicyError: the default policy is not in the policy folder.
+    """
+    from service.auth import KeyRing
+    from service.runtime import PolicyBook, open_serving_store
+
+    KeyRing(settings.keys_file)
+    PolicyBook(settings.policy_dir).get(settings.default_policy)
+    open_serving_store(settings).close()
+
+
+def serve(
+    *,
+    host: Annotated[str | None, typer.Option(help="Address to bind (default 127.0.0.1).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8000).")] = None,
+) -> None:
+    """Serve POST /v1/context (one process owns the embedded store; see README to scale out)."""
+    import uvicorn
+
+    from service.app import create_app
+    from service.cli import load_settings
+    from service.telemetry import configure_logging
+
+    settings = load_settings(host=host, port=port)
+    configure_logging(json_logs=settings.log_json)
+    preflight(settings)
+    # One worker: the embedded store is owned by one process. Scale out with a Qdrant server
+    # (RAGCTX_QDRANT_URL) and several `ragctx serve` replicas behind a load balancer.
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        workers=1,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=30,
+    )
+
+
+@keys_app.command("add")
+def keys_add(
+    *,
+    tenant: Annotated[str, typer.Option(help="Tenant the key sees.")],
+    groups: Annotated[
+        list[str] | None, typer.Option(help="Access groups the key grants (repeat or commas).")
+    ] = None,
+    admin: Annotated[bool, typer.Option(help="May run admin ingest jobs.")] = False,
+    key_id: Annotated[str | None, typer.Option("--id", help="A name for the key.")] = None,
+    keys_file: Annotated[
+        Path | None, typer.Option(help="Keys file (default RAGCTX_KEYS_FILE).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Create a key, store its sha256 in the keys file, and print the key once."""
+    from service.auth import add_key
+    from service.cli import load_settings
+
+    path = keys_file if keys_file is not None else load_settings().keys_file
+    group_list = tuple(g.strip() for v in groups or [] for g in v.split(",") if g.strip())
+    if not group_list:
+        raise InvalidInputError(
+            "give at least one --groups (e.g. --groups support); a key without groups sees "
+            "only its tenant's public documents, so say --groups public for that",
+            field="groups",
+        )
+    grant, key = add_key(path, tenant=tenant, groups=group_list, admin=admin, key_id=key_id)
+    if as_json:
+        sys.stdout.write(
+            json.dumps(
+                {
+                    "id": grant.id,
+                    "tenant": grant.tenant,
+                    "groups": list(grant.groups),
+                    "admin": grant.admin,
+                    "keys_file": str(path),
+                    "key": key,
+                }
+            )
+            + "\n"
+        )
+        return
+    sys.stderr.write(
+        f"added key {grant.id!r} (tenant {grant.tenant}, groups {', '.join(grant.groups)}"
+        f"{', admin' if grant.admin else ''}) to {path}; only its hash is stored, so copy the "
+        "key now:\n"
+    )
+    sys.stdout.write(key + "\n")
+
+
+@keys_app.command("list")
+def keys_list(
+    *,
+    keys_file: Annotated[
+        Path | None, typer.Option(help="Keys file (default RAGCTX_KEYS_FILE).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """List the keys' ids and grants (never the keys, which are not stored)."""
+    from service.auth import load_keys
+    from service.cli import load_settings
+
+    path = keys_file if keys_file is not None else load_settings().keys_file
+    grants = sorted(load_keys(path).values(), key=lambda g: g.id)
+    rows = [
+        {"id": g.id, "tenant": g.tenant, "groups": list(g.groups), "admin": g.admin} for g in grants
+    ]
+    if as_json:
+        sys.stdout.write(json.dumps({"keys_file": str(path), "keys": rows}) + "\n")
+        return
+    for g in grants:
+        admin = "\tadmin" if g.admin else ""
+        sys.stdout.write(f"{g.id}\t{g.tenant}\t{','.join(g.groups)}{admin}\n")

@@ -1,0 +1,390 @@
+"""The context pipeline behind ``POST /v1/context``: retrieve → pinned fetch → assemble → answer.
+
+:func:`prepare` checks the request on the event loop (cheap, before a slot is taken);
+:func:`run_pipeline` does the CPU-bound work in a worker thread: ``retrieval.search`` (both
+legs, fusion, rerank), the policy's pinned documents through the same access filter, then
+``assembler.assemble``. Each stage gets an OpenTelemetry span, a Prometheus observation and a
+line in the answer's trace.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from opentelemetry import trace
+from opentelemetry.trace import Span
+
+from assembler import ContextPack, assemble
+from assembler.policy import LoadedPolicy
+from index.errors import InvalidInputError
+from index.schema import validate_collection_name
+from retrieval.filters import Principal, SearchFilters
+from retrieval.hybrid import RetrievalParams, Retrieved, fetch_documents, search, validate_query
+from retrieval.rerank import RerankParams
+from retrieval.types import Candidate, Stage, StageHit
+from service.api.schemas import (
+    CandidateOut,
+    CitationOut,
+    ContextRequest,
+    ContextResponse,
+    DroppedOut,
+    HitOut,
+    ItemOut,
+    PolicyOut,
+    StageOut,
+    StepOut,
+    TraceOut,
+)
+from service.audit import AuditRecord
+from service.auth import ApiKey
+from service.errors import ForbiddenError
+from service.runtime import Runtime
+
+RETRIEVAL_STAGES = (Stage.DENSE, Stage.BM25, Stage.HYBRID, Stage.RERANK)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A checked request: who asks, what for, under which policy, in which collection."""
+
+    query: str
+    principal: Principal
+    filters: SearchFilters
+    policy: LoadedPolicy
+    collection: str
+    budget: int
+    encoding: str
+    top_k: int
+    debug: bool
+
+
+def prepare(body: ContextRequest, grant: ApiKey, runtime: Runtime) -> Prepared:
+    """Check everything that needs no model or store; errors name the field.
+
+    Raises:
+        InvalidInputError: query too long, budget above the maximum, bad filters/collection.
+        ForbiddenError: groups the key does not grant.
+        UnknownPolicyError: no such policy.
+    """
+    settings = runtime.settings
+    query = validate_query(body.query, max_chars=settings.max_query_chars)
+    if body.budget_tokens > settings.max_budget_tokens:
+        raise InvalidInputError(
+            f"budget_tokens is {body.budget_tokens}, above this server's maximum of "
+            f"{settings.max_budget_tokens}; ask for fewer tokens",
+            field="budget_tokens",
+            value=body.budget_tokens,
+        )
+    principal = grant.principal()
+    if body.groups is not None:
+        extra = sorted(set(body.groups) - set(grant.groups))
+        if extra:
+            raise ForbiddenError(
+                f"groups {extra} are not granted to key {grant.id!r} (granted: "
+                f"{sorted(grant.groups)}); a request may narrow its groups, never widen them",
+                field="groups",
+            )
+        principal = principal.narrowed(tuple(dict.fromkeys(body.groups)))
+    raw_filters = body.filters.model_dump(exclude_none=True) if body.filters else None
+    filters = SearchFilters.parse(raw_filters)
+    collection = validate_collection_name(body.collection or settings.collection)
+    policy = runtime.policies.get(body.policy or settings.default_policy)
+    return Prepared(
+        query=query,
+        principal=principal,
+        filters=filters,
+        policy=policy,
+        collection=collection,
+        budget=body.budget_tokens,
+        encoding=body.encoding,
+        top_k=body.top_k,
+        debug=body.debug,
+    )
+
+
+def run_pipeline(req: Prepared, runtime: Runtime, record: AuditRecord | None) -> ContextResponse:
+    """Retrieve, fetch pinned documents, assemble; runs in a worker thread.
+
+    Raises:
+        UnknownCollectionError: the collection does not exist.
+        NotReadyError: the models are not loaded yet.
+    """
+    models = runtime.require_models()
+    settings = runtime.settings
+    telemetry = runtime.telemetry
+    tracer = telemetry.tracer
+    stage_seconds = telemetry.metrics.stage_seconds
+    policy = req.policy.policy
+    counter = runtime.counter(req.encoding)
+    if record is not None:
+        record.collection = req.collection
+        record.groups = list(req.principal.groups)
+        record.budget_tokens = req.budget
+        record.policy = _policy_dict(req.policy)
+        if settings.audit_include_text:
+            record.query = req.query
+
+    params = RetrievalParams(
+        dense_limit=settings.dense_limit,
+        bm25_limit=settings.bm25_limit,
+        rrf_k=settings.rrf_k,
+        top_k=req.top_k,
+        rerank=RerankParams(top_n=settings.rerank_top_n),
+        max_query_chars=settings.max_query_chars,
+        with_vectors=policy.dedupe.enabled and policy.dedupe.dense_threshold is not None,
+    )
+    with tracer.start_as_current_span("retrieval") as span:
+        started_ns = time.time_ns()
+        retrieved = search(
+            req.query,
+            req.principal,
+            req.filters,
+            collection=req.collection,
+            store=runtime.store,
+            encoders=models.encoders,
+            reranker=models.reranker,
+            params=params,
+        )
+        trace_id = format(span.get_span_context().trace_id, "032x")
+        _stage_spans(tracer, span, started_ns, retrieved)
+    t = retrieved.timings_ms
+    stage_seconds.labels(stage="dense").observe(t.get("dense_encode", 0.0) / 1000)
+    stage_seconds.labels(stage="bm25").observe(t.get("bm25_encode", 0.0) / 1000)
+    stage_seconds.labels(stage="hybrid").observe(t.get("store_query", 0.0) / 1000)
+    if retrieved.stages[Stage.RERANK].active or "rerank" in t:
+        stage_seconds.labels(stage="rerank").observe(t.get("rerank", 0.0) / 1000)
+
+    pinned: list[Candidate] = []
+    pinned_ms = 0.0
+    if policy.priority.pinned_doc_ids:
+        with tracer.start_as_current_span("pinned") as span:
+            t0 = time.perf_counter()
+            have = {c.chunk_id for c in retrieved.candidates}
+            fetched = fetch_documents(
+                list(policy.priority.pinned_doc_ids),
+                req.principal,
+                collection=req.collection,
+                store=runtime.store,
+                with_vectors=params.with_vectors,
+            )
+            pinned = [c for c in fetched if c.chunk_id not in have and _within(c, req.filters)]
+            pinned_ms = (time.perf_counter() - t0) * 1000
+            span.set_attribute("ragctx.count", len(pinned))
+
+    with tracer.start_as_current_span("context") as span:
+        t0 = time.perf_counter()
+        pack = assemble(
+            req.query,
+            retrieved.candidates,
+            policy=policy,
+            budget=req.budget,
+            counter=counter,
+            now=datetime.now(UTC),
+            pinned=pinned,
+        )
+        context_ms = (time.perf_counter() - t0) * 1000
+        span.set_attribute("ragctx.stage", "context")
+        span.set_attribute("ragctx.count", len(pack.items))
+        span.set_attribute("ragctx.dropped", len(pack.dropped))
+        span.set_attribute("ragctx.tokens", pack.tokens)
+    stage_seconds.labels(stage="context").observe(context_ms / 1000)
+    for d in pack.dropped:
+        telemetry.metrics.dropped.labels(reason=d.reason.value).inc()
+
+    response = _response(
+        req,
+        retrieved,
+        pinned,
+        pack,
+        trace_id=trace_id,
+        pinned_ms=pinned_ms,
+        context_ms=context_ms,
+    )
+    if record is not None:
+        record.doc_ids = list(dict.fromkeys(item.doc_id for item in pack.items))
+        record.tokens = pack.tokens
+        record.counts = {
+            "candidates": len(retrieved.candidates),
+            "pinned": len(pinned),
+            "items": len(pack.items),
+            "dropped": len(pack.dropped),
+            "dropped_by_reason": _by_reason(d.reason.value for d in pack.dropped),
+        }
+    return response
+
+
+def _policy_dict(loaded: LoadedPolicy) -> dict[str, str | None]:
+    ident = loaded.policy.identity
+    return {"name": ident.name, "version": ident.version, "sha256": ident.sha256 or loaded.sha256}
+
+
+def _by_reason(reasons: Iterable[str]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for r in reasons:
+        out[r] = out.get(r, 0) + 1
+    return out
+
+
+def _within(c: Candidate, f: SearchFilters) -> bool:
+    """Whether a pinned chunk passes the request's own narrowing (it can only narrow)."""
+    if f.sources and c.source not in f.sources:
+        return False
+    if c.source in f.exclude_sources or c.doc_id in f.exclude_doc_ids:
+        return False
+    if f.tags and not set(f.tags) & set(c.tags):
+        return False
+    if f.updated_after is not None or f.updated_before is not None:
+        if c.updated_at is None:
+            return False
+        when = c.updated_at if c.updated_at.tzinfo else c.updated_at.replace(tzinfo=UTC)
+        if f.updated_after is not None and when < f.updated_after:
+            return False
+        if f.updated_before is not None and when > f.updated_before:
+            return False
+    return True
+
+
+def _stage_spans(tracer: trace.Tracer, parent: Span, started_ns: int, retrieved: Retrieved) -> None:
+    """Child spans for the retrieval stages, laid end to end from the measured timings.
+
+    ``search`` runs both legs and the fusion as one engine call, so the ``hybrid`` span is that
+    call; ``dense`` and ``bm25`` are the query encodings.
+    """
+    ctx = trace.set_span_in_context(parent)
+    t = retrieved.timings_ms
+    pieces = (
+        (Stage.DENSE, t.get("dense_encode", 0.0)),
+        (Stage.BM25, t.get("bm25_encode", 0.0)),
+        (Stage.HYBRID, t.get("store_query", 0.0) + t.get("assemble_candidates", 0.0)),
+        (Stage.RERANK, t.get("rerank", 0.0)),
+    )
+    at = started_ns
+    for stage, ms in pieces:
+        info = retrieved.stages[stage]
+        span = tracer.start_span(stage.value, context=ctx, start_time=at)
+        span.set_attribute("ragctx.stage", stage.value)
+        span.set_attribute("ragctx.count", info.count)
+        span.set_attribute("ragctx.active", info.active)
+        if info.note:
+            span.set_attribute("ragctx.note", info.note)
+        at += int(ms * 1_000_000)
+        span.end(end_time=at)
+
+
+def _hits(stages: Mapping[Stage, StageHit]) -> dict[str, HitOut]:
+    return {s.value: HitOut(rank=h.rank, score=h.score) for s, h in stages.items()}
+
+
+def _response(
+    req: Prepared,
+    retrieved: Retrieved,
+    pinned: list[Candidate],
+    pack: ContextPack,
+    *,
+    trace_id: str,
+    pinned_ms: float,
+    context_ms: float,
+) -> ContextResponse:
+    debug = req.debug
+    by_chunk = {c.chunk_id: c for c in (*retrieved.candidates, *pinned)}
+    stages: dict[str, StageOut] = {}
+    for stage in RETRIEVAL_STAGES:
+        info = retrieved.stages[stage]
+        out = StageOut(count=info.count, ms=round(info.ms, 3), active=info.active, note=info.note)
+        if debug:
+            ranked = sorted(
+                (c.stages[stage].rank, c) for c in retrieved.candidates if stage in c.stages
+            )
+            out.candidates = [
+                CandidateOut(
+                    chunk_id=c.chunk_id, doc_id=c.doc_id, rank=r, score=c.stages[stage].score
+                )
+                for r, c in ranked
+            ]
+        stages[stage.value] = out
+    stages["context"] = StageOut(
+        count=len(pack.items),
+        ms=round(context_ms, 3),
+        note=f"{len(retrieved.candidates) + len(pinned)} in, {len(pack.dropped)} dropped",
+        steps=[
+            StepOut(
+                step=s.step,
+                count_in=s.count_in,
+                count_out=s.count_out,
+                ms=s.ms,
+                notes=list(s.notes),
+            )
+            for s in pack.trace
+        ],
+    )
+    timings = dict(retrieved.timings_ms)
+    timings["pinned"] = round(pinned_ms, 3)
+    timings["context"] = round(context_ms, 3)
+    items = []
+    for item in pack.items:
+        cand = by_chunk.get(item.chunk_id)
+        items.append(
+            ItemOut(
+                citation=item.citation,
+                doc_id=item.doc_id,
+                chunk_id=item.chunk_id,
+                chunk_ids=list(item.chunk_ids or (item.chunk_id,)),
+                source=item.source,
+                path=item.path,
+                title=item.title,
+                section=list(item.section),
+                text=item.text,
+                tokens=item.tokens,
+                score=item.score,
+                score_kind=item.score_kind,
+                updated_at=item.updated_at,
+                pinned=item.pinned,
+                flags=list(item.flags),
+                stages=_hits(cand.stages) if debug and cand is not None else None,
+            )
+        )
+    dropped = []
+    for d in pack.dropped:
+        cand = by_chunk.get(d.chunk_id)
+        dropped.append(
+            DroppedOut(
+                chunk_id=d.chunk_id,
+                doc_id=d.doc_id,
+                reason=d.reason.value,
+                detail=d.detail,
+                stages=_hits(cand.stages) if debug and cand is not None else None,
+            )
+        )
+    ident = pack.policy
+    return ContextResponse(
+        context=pack.context,
+        tokens=pack.tokens,
+        budget_tokens=pack.budget,
+        encoding=pack.encoding or req.encoding,
+        items=items,
+        citations=[
+            CitationOut(
+                number=c.number,
+                doc_id=c.doc_id,
+                chunk_ids=list(c.chunk_ids),
+                source=c.source,
+                path=c.path,
+                title=c.title,
+                section=list(c.section),
+                updated_at=c.updated_at,
+            )
+            for c in pack.citations
+        ],
+        dropped=dropped,
+        policy=PolicyOut(
+            name=ident.name, version=ident.version, sha256=ident.sha256 or req.policy.sha256
+        ),
+        trace=TraceOut(
+            trace_id=trace_id,
+            stages=stages,
+            timings_ms=timings,
+        ),
+    )

@@ -1,0 +1,201 @@
+"""Traces, metrics and logs of the HTTP service, built per app (never process globals).
+
+* OpenTelemetry: one ``TracerProvider`` per app; exporter ``none`` (spans still get ids, so
+  every answer carries a ``trace_id``), ``console``, ``otlp`` (HTTP/protobuf; endpoint from the
+  standard ``OTEL_EXPORTER_OTLP_*`` variables) or ``memory`` (tests read the spans back).
+* Prometheus: one ``CollectorRegistry`` per app, served at ``/metrics``.
+* Logs: :func:`configure_logging` installs a JSON formatter on the root logger. Only
+  ``ragctx serve`` calls it; the library code only ever calls ``logging.getLogger(__name__)``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    ConsoleSpanExporter,
+    SimpleSpanProcessor,
+)
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.trace import Tracer
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+ExporterName = Literal["none", "console", "otlp", "memory"]
+
+# Stage latencies are milliseconds to a second; the request histogram reaches a few seconds.
+_STAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+_REQUEST_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True, slots=True)
+class Metrics:
+    """The service's Prometheus instruments, registered in one registry."""
+
+    registry: CollectorRegistry
+    stage_seconds: Histogram  # labels: stage
+    request_seconds: Histogram  # labels: route
+    requests: Counter  # labels: route, status
+    dropped: Counter  # labels: reason
+    rejected: Counter  # labels: reason (overload, not_ready)
+    in_flight: Gauge
+    jobs: Counter  # labels: state
+
+    @classmethod
+    def create(cls) -> Metrics:
+        """Fresh instruments in a fresh registry (one per app, so tests can build many apps)."""
+        reg = CollectorRegistry(auto_describe=True)
+        return cls(
+            registry=reg,
+            stage_seconds=Histogram(
+                "ragctx_stage_seconds",
+                "Time spent per pipeline stage.",
+                ["stage"],
+                buckets=_STAGE_BUCKETS,
+                registry=reg,
+            ),
+            request_seconds=Histogram(
+                "ragctx_request_seconds",
+                "End-to-end request time.",
+                ["route"],
+                buckets=_REQUEST_BUCKETS,
+                registry=reg,
+            ),
+            requests=Counter(
+                "ragctx_requests",
+                "Requests answered, by route and status.",
+                ["route", "status"],
+                registry=reg,
+            ),
+            dropped=Counter(
+                "ragctx_dropped_candidates",
+                "Candidates the assembler dropped, by reason.",
+                ["reason"],
+                registry=reg,
+            ),
+            rejected=Counter(
+                "ragctx_rejected_requests",
+                "Requests refused with 503 before any work.",
+                ["reason"],
+                registry=reg,
+            ),
+            in_flight=Gauge(
+                "ragctx_in_flight_requests", "Context requests being worked on.", registry=reg
+            ),
+            jobs=Counter(
+                "ragctx_ingest_jobs", "Admin ingest jobs by final state.", ["state"], registry=reg
+            ),
+        )
+
+
+class SecureIdGenerator(IdGenerator):
+    """Span and trace ids from ``secrets``: the SDK default draws them from the ``random``
+    module, whose sequence repeats whenever something in the process seeds it (tests do), and
+    audit lines are joined to traces by these ids."""
+
+    def generate_span_id(self) -> int:
+        """A random non-zero 64-bit span id."""
+        return secrets.randbits(64) or 1
+
+    def generate_trace_id(self) -> int:
+        """A random non-zero 128-bit trace id."""
+        return secrets.randbits(128) or 1
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """Tracer, span exporter (``memory`` only) and metrics of one app."""
+
+    provider: TracerProvider
+    tracer: Tracer
+    metrics: Metrics
+    memory_exporter: InMemorySpanExporter | None = None
+
+    def shutdown(self) -> None:
+        """Flush and stop the span processors."""
+        self.provider.shutdown()
+
+
+def build_telemetry(exporter: ExporterName, *, service_name: str = "ragctx") -> Telemetry:
+    """A tracer provider with the chosen exporter, and fresh metrics.
+
+    Args:
+        exporter: ``none``, ``console``, ``otlp`` or ``memory``.
+        service_name: the OpenTelemetry ``service.name`` resource attribute.
+
+    Returns:
+        The app's telemetry; call ``shutdown()`` when the app stops.
+    """
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": service_name}), id_generator=SecureIdGenerator()
+    )
+    memory: InMemorySpanExporter | None = None
+    if exporter == "memory":
+        memory = InMemorySpanExporter()
+        provider.add_span_processor(SimpleSpanProcessor(memory))
+    elif exporter == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter(out=sys.stderr)))
+    elif exporter == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+    return Telemetry(
+        provider=provider,
+        tracer=provider.get_tracer("ragctx.service"),
+        metrics=Metrics.create(),
+        memory_exporter=memory,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# logs
+
+_STANDARD_ATTRS = frozenset(
+    vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()
+) | {"message", "asctime", "taskName"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, and any ``extra=`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Render ``record`` as a JSON line."""
+        audit = getattr(record, "audit", None)
+        if isinstance(audit, dict):  # an audit line is already the JSON object to write
+            return json.dumps({"logger": record.name, **audit}, default=str, ensure_ascii=False)
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exception"] = self.formatException(record.exc_info)
+        return json.dumps(out, default=str, ensure_ascii=False)
+
+
+def configure_logging(*, json_logs: bool, level: int = logging.INFO) -> None:
+    """Send every log record to stderr, as JSON lines or as plain text (process-wide)."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if json_logs else logging.Formatter("%(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    # uvicorn's own loggers propagate to the root handler instead of printing their own way.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True

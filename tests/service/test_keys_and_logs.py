@@ -1,0 +1,124 @@
+"""The keys file and the `keys` commands; JSON logs. No server needed."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from index.errors import InvalidInputError
+from service.auth import KeyRing, KeysFileError, add_key, hash_key, load_keys
+from service.cli_serve import register
+from service.telemetry import JsonFormatter
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def cli() -> typer.Typer:
+    app = typer.Typer()
+
+    @app.callback()
+    def root() -> None:
+        """Test root."""
+
+    register(app)
+    return app
+
+
+def test_keys_add_prints_the_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.toml"
+    result = CliRunner().invoke(
+        cli(),
+        [
+            "keys",
+            "add",
+            "--tenant",
+            "acme",
+            "--groups",
+            "support,engineering",
+            "--id",
+            "ops",
+            "--keys-file",
+            str(keys),
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.stdout)
+    key = printed["key"]
+    assert printed["groups"] == ["support", "engineering"] and printed["admin"] is False
+    text = keys.read_text()
+    assert key not in text and hash_key(key) in text
+    grant = KeyRing(keys).verify(key)
+    assert grant is not None and grant.principal().tenant == "acme"
+    assert KeyRing(keys).verify(key + "x") is None
+    listed = CliRunner().invoke(cli(), ["keys", "list", "--keys-file", str(keys)])
+    assert listed.stdout.strip() == "ops\tacme\tsupport,engineering"
+
+
+def test_keys_add_refuses_a_duplicate_id_and_no_groups(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.toml"
+    add_key(keys, tenant="acme", groups=("support",), key_id="a")
+    with pytest.raises(InvalidInputError, match="already in"):
+        add_key(keys, tenant="acme", groups=("support",), key_id="a")
+    result = CliRunner().invoke(
+        cli(), ["keys", "add", "--tenant", "acme", "--keys-file", str(keys)]
+    )
+    assert isinstance(result.exception, InvalidInputError)
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("keys = 3", "array of tables"),
+        ("[[keys]]\nid = 'a'\nsha256 = 'xyz'\ntenant = 't'\n", r"\(a\): 'sha256'"),
+        (
+            "[[keys]]\nid = 'a'\nsha256 = '" + "0" * 64 + "'\ntenant = 't'\nrole = 'x'\n",
+            r"unknown field\(s\) \['role'\]",
+        ),
+        (
+            "[[keys]]\nid = 'a'\nsha256 = '" + "0" * 64 + "'\ntenant = 't'\ngroups = 'g'\n",
+            "'groups' must be a list",
+        ),
+        ("not [toml", "not valid TOML"),
+    ],
+)
+def test_a_malformed_keys_file_names_the_entry(tmp_path: Path, text: str, match: str) -> None:
+    path = tmp_path / "keys.toml"
+    path.write_text(text)
+    with pytest.raises(KeysFileError, match=match):
+        load_keys(path)
+
+
+def test_the_sample_keys_file_holds_the_documented_demo_keys() -> None:
+    ring = KeyRing(REPO / "data" / "keys.sample.toml")
+    acme = ring.verify("demo-acme-support-key")
+    assert acme is not None and (acme.tenant, acme.groups, acme.admin) == (
+        "acme",
+        ("support",),
+        False,
+    )
+    globex = ring.verify("demo-globex-support-key")
+    assert globex is not None and globex.tenant == "globex"
+    admin = ring.verify("demo-admin-key")
+    assert admin is not None and admin.admin
+
+
+def test_json_logs_are_one_object_per_line_and_audit_lines_stay_flat() -> None:
+    fmt = JsonFormatter()
+    record = logging.LogRecord("ragctx.x", logging.WARNING, __file__, 1, "hello %s", ("you",), None)
+    record.job_id = "j1"
+    line = json.loads(fmt.format(record))
+    assert line["message"] == "hello you" and line["level"] == "warning"
+    assert line["job_id"] == "j1"
+    audit = logging.LogRecord("ragctx.audit", logging.INFO, __file__, 1, "%s", ("{}",), None)
+    audit.audit = {"event": "audit", "status": 200}
+    assert json.loads(fmt.format(audit)) == {
+        "logger": "ragctx.audit",
+        "event": "audit",
+        "status": 200,
+    }
