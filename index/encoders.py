@@ -28,7 +28,7 @@ class Bm25Params:
 
     k: float = 1.2
     b: float = 0.75
-    avg_len: float = 120.0
+    avg_len: float = 72.0
     language: str = "english"
 
 

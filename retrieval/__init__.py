@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from retrieval.filters import Principal, SearchFilters, access_filter, may_see
-    from retrieval.rerank import CrossEncoderReranker, Reranker, RerankMode, RerankParams
     from retrieval.hybrid import (
         RetrievalParams,
         Retrieved,
@@ -20,6 +19,7 @@ if TYPE_CHECKING:
         search,
         validate_query,
     )
+    from retrieval.rerank import CrossEncoderReranker, Reranker, RerankMode, RerankParams
     from retrieval.types import Candidate, ScoreKind, Stage, StageHit
 
 __all__ = [

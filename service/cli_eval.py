@@ -72,6 +72,10 @@ def run_command(
         str | None, typer.Option(help="Eval collection (default: eval-<name>-<params hash>).")
     ] = None,
     k: Annotated[int, typer.Option(min=1, help="Hand-on cutoff: ragas metrics, attribution.")] = 10,
+    leg_limit: Annotated[
+        int | None,
+        typer.Option(min=1, help="Chunks per leg for this run (default: the service's limits)."),
+    ] = None,
     doc_score: Annotated[
         str, typer.Option(help="Chunk-to-document scores of fused stages: max | sum.")
     ] = "max",
@@ -86,7 +90,13 @@ def run_command(
     _setup_logging(verbose)
     settings = load_settings()
     data = load_dataset(dataset, name=name, split=split)
-    params = eval_params(settings, k=k, doc_score=DocScore.parse(doc_score), collection=collection)
+    params = eval_params(
+        settings,
+        k=k,
+        doc_score=DocScore.parse(doc_score),
+        collection=collection,
+        leg_limit=leg_limit,
+    )
     report = _evaluate(settings, data, params, show_progress=progress and not as_json)
     if save:
         files = write_run(report, reports)
@@ -163,17 +173,23 @@ def subset_command(
 
 
 def eval_params(
-    settings: Settings, *, k: int = 10, doc_score: Any = None, collection: str | None = None
+    settings: Settings,
+    *,
+    k: int = 10,
+    doc_score: Any = None,
+    collection: str | None = None,
+    leg_limit: int | None = None,
 ) -> EvalParams:
-    """Evaluation parameters from settings: the service's own retrieval parameters."""
+    """Evaluation parameters from settings: the service's own retrieval parameters, unless
+    ``leg_limit`` overrides both leg limits for this run."""
     from eval import DocScore, EvalParams
     from ingest import SyncOptions
     from retrieval.hybrid import RetrievalParams
     from retrieval.rerank import RerankParams
 
     retrieval = RetrievalParams(
-        dense_limit=settings.dense_limit,
-        bm25_limit=settings.bm25_limit,
+        dense_limit=settings.dense_limit if leg_limit is None else leg_limit,
+        bm25_limit=settings.bm25_limit if leg_limit is None else leg_limit,
         rrf_k=settings.rrf_k,
         rerank=RerankParams(top_n=settings.rerank_top_n),
         max_query_chars=settings.max_query_chars,
@@ -224,6 +240,27 @@ def load_reranker(settings: Settings) -> tuple[Reranker | None, str]:
     ), ""
 
 
+def _context_scorer(settings: Settings) -> Any:
+    """The context stage: the default policy against the naive packer, cl100k_base budgets."""
+    from datetime import UTC, datetime
+
+    from assembler.policy import load_policy
+    from assembler.tokens import tiktoken_counter
+    from eval.context_stage import AssemblerContextScorer
+
+    path = settings.policy_dir / f"{settings.default_policy}.yaml"
+    if not path.exists():
+        err_console.print(
+            f"[yellow]note[/yellow] no policy at {path}: the context stage is not run "
+            "(set RAGCTX_POLICY_DIR)"
+        )
+        return None
+    policy = load_policy(path).policy
+    return AssemblerContextScorer(
+        policy=policy, counter=tiktoken_counter("cl100k_base"), now=datetime.now(UTC)
+    )
+
+
 def _evaluate(settings: Settings, data: Any, params: EvalParams, *, show_progress: bool) -> Any:
     from dataclasses import replace
 
@@ -245,6 +282,7 @@ def _evaluate(settings: Settings, data: Any, params: EvalParams, *, show_progres
         )
         reranker, why = load_reranker(settings)
         params = replace(params, rerank_note=why)
+        scorer = _context_scorer(settings)
         if not show_progress:
             return run(
                 data,
@@ -253,6 +291,7 @@ def _evaluate(settings: Settings, data: Any, params: EvalParams, *, show_progres
                 chunker=chunker,
                 reranker=reranker,
                 params=params,
+                context_scorer=scorer,
             )
         from rich.progress import (
             BarColumn,
@@ -287,6 +326,7 @@ def _evaluate(settings: Settings, data: Any, params: EvalParams, *, show_progres
                 reranker=reranker,
                 params=params,
                 progress=_Bars(),
+                context_scorer=scorer,
             )
 
 

@@ -1,0 +1,151 @@
+"""The reports folder: every run's JSON and Markdown, and the history of runs as PNG and table.
+
+Layout (``runs/`` is not committed)::
+
+    eval/reports/
+      runs/<UTC timestamp>-<dataset>.json   the whole report
+      runs/<UTC timestamp>-<dataset>.md     its summary
+      history.png                           nDCG@10 per stage over runs, one panel per dataset
+      history.md                            one row per run
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from eval.report import STAGE_ORDER, EvalReport
+from eval.summary import render_markdown
+
+__all__ = ["HistoryRow", "RunFiles", "latest_run", "read_history", "write_run"]
+
+log = logging.getLogger(__name__)
+
+HISTORY_METRIC = "ndcg@10"
+
+
+@dataclass(frozen=True, slots=True)
+class RunFiles:
+    """Where one run's files went."""
+
+    json: Path
+    markdown: Path
+    history_png: Path
+    history_md: Path
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRow:
+    """One past run, as the history shows it."""
+
+    path: Path
+    created_at: str
+    dataset: str
+    sha256: str
+    commit: str
+    metrics: dict[str, dict[str, float | None]]  # stage -> metric -> mean (active stages)
+
+
+def write_run(report: EvalReport, reports_dir: Path) -> RunFiles:
+    """Write the report's JSON and Markdown under ``runs/``, then redraw the history."""
+    runs = Path(reports_dir) / "runs"
+    runs.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.fromisoformat(report.created_at).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stem = f"{stamp}-{report.dataset.get('name')}-{report.run_id}"
+    json_path = runs / f"{stem}.json"
+    md_path = runs / f"{stem}.md"
+    json_path.write_text(report.to_json() + "\n", "utf-8")
+    md_path.write_text(render_markdown(report, history_png="../history.png"), "utf-8")
+    rows = read_history(reports_dir)
+    png, table = Path(reports_dir) / "history.png", Path(reports_dir) / "history.md"
+    plot_history(rows, png)
+    table.write_text(history_markdown(rows), "utf-8")
+    return RunFiles(json=json_path, markdown=md_path, history_png=png, history_md=table)
+
+
+def read_history(reports_dir: Path) -> list[HistoryRow]:
+    """Every readable run under ``runs/``, oldest first; unreadable files are skipped."""
+    rows: list[HistoryRow] = []
+    for path in sorted((Path(reports_dir) / "runs").glob("*.json")):
+        try:
+            raw: dict[str, Any] = json.loads(path.read_text("utf-8"))
+            rows.append(
+                HistoryRow(
+                    path=path,
+                    created_at=str(raw["created_at"]),
+                    dataset=str(raw["dataset"]["name"]),
+                    sha256=str(raw["dataset"]["sha256"]),
+                    commit=str(raw["environment"].get("git", {}).get("commit") or "")[:8],
+                    metrics={
+                        stage: dict(s["metrics"])
+                        for stage, s in raw["stages"].items()
+                        if s.get("active")
+                    },
+                )
+            )
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            log.warning("skipping %s in the history: %s", path, err)
+    return sorted(rows, key=lambda r: r.created_at)
+
+
+def latest_run(reports_dir: Path, *, sha256: str | None = None) -> Path | None:
+    """The newest run's JSON, optionally on the dataset with checksum ``sha256``."""
+    rows = [r for r in read_history(reports_dir) if sha256 is None or r.sha256 == sha256]
+    return rows[-1].path if rows else None
+
+
+def history_markdown(rows: list[HistoryRow]) -> str:
+    """One row per run: date, dataset, commit, nDCG@10 per stage."""
+    stages = [s for s in STAGE_ORDER if any(s in r.metrics for r in rows)]
+    lines = [
+        f"# ragctx eval history ({HISTORY_METRIC} per stage)",
+        "",
+        "![history](history.png)",
+        "",
+        "| date | dataset | commit | " + " | ".join(stages) + " | report |",
+        "|---" * (len(stages) + 4) + "|",
+    ]
+    for r in rows:
+        cells = []
+        for s in stages:
+            value = r.metrics.get(s, {}).get(HISTORY_METRIC)
+            cells.append("" if value is None else f"{value:.4f}")
+        lines.append(
+            f"| {r.created_at} | {r.dataset} | {r.commit} | "
+            + " | ".join(cells)
+            + f" | runs/{r.path.name} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def plot_history(rows: list[HistoryRow], path: Path) -> None:
+    """nDCG@10 per stage over runs, one panel per dataset, written as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = sorted({r.dataset for r in rows}) or ["(no runs)"]
+    fig, axes = plt.subplots(
+        len(datasets), 1, figsize=(8, 3 * len(datasets)), squeeze=False, constrained_layout=True
+    )
+    for ax, name in zip(axes[:, 0], datasets, strict=True):
+        mine = [r for r in rows if r.dataset == name]
+        xs = list(range(1, len(mine) + 1))
+        for stage in STAGE_ORDER:
+            ys = [r.metrics.get(stage, {}).get(HISTORY_METRIC) for r in mine]
+            if any(y is not None for y in ys):
+                ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=stage)
+        ax.set_title(f"{name}: {HISTORY_METRIC} per stage")
+        ax.set_xlabel("run (date, commit)")
+        ax.set_xticks(xs, [f"{r.created_at[:10]}\n{r.commit}" for r in mine], fontsize=7)
+        ax.grid(alpha=0.3)
+        if mine:
+            ax.legend(loc="lower right", fontsize=8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
