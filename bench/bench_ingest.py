@@ -41,22 +41,14 @@ def main() -> None:
 
     from index.edge import EdgeStore
     from index.encoders import EncoderParams, Encoders
-    from ingest import Chunker, ChunkingParams, SourceSpec, SyncOptions, read_source, sync
+    from ingest import SourceSpec, SyncOptions, read_source, sync
     from ingest.types import Document
-    from service.cli import encoder_params, load_settings
+    from service.cli import encoder_params, load_settings, make_chunker
 
     settings = load_settings()
     params: EncoderParams = encoder_params(settings)
     encoders = Encoders.load(params)
-    chunker = Chunker(
-        ChunkingParams(
-            chunk_tokens=settings.chunk_tokens,
-            overlap_tokens=settings.chunk_overlap,
-            encoding=settings.chunk_encoding,
-        ),
-        max_model_tokens=encoders.dense.max_tokens,
-        model_token_count=encoders.dense.count_tokens,
-    )
+    chunker = make_chunker(settings, encoders)
     spec = SourceSpec(args.dataset, name=args.dataset.name, kind="beir", tenant="bench")
     encoders.dense.encode(["warm up the model"] * 8)
 

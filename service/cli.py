@@ -122,6 +122,21 @@ def encoder_params(settings: Settings) -> Any:
     )
 
 
+def make_chunker(settings: Settings, encoders: Any) -> Any:
+    """The chunker the settings describe, guarded by the dense model's input limit."""
+    from ingest import Chunker, ChunkingParams
+
+    return Chunker(
+        ChunkingParams(
+            chunk_tokens=settings.chunk_tokens,
+            overlap_tokens=settings.chunk_overlap,
+            encoding=settings.chunk_encoding,
+        ),
+        max_model_tokens=encoders.dense.max_tokens,
+        model_token_count=encoders.dense.count_tokens,
+    )
+
+
 def _split(values: list[str] | None) -> tuple[str, ...]:
     """Accept repeated flags and comma-separated values alike."""
     out: list[str] = []
@@ -246,19 +261,11 @@ def ingest(
 
 def _run_sync(settings: Settings, specs: list[Any], options: Any, *, show_progress: bool) -> Any:
     from index import Encoders
-    from ingest import Chunker, ChunkingParams, sync
+    from ingest import sync
 
     with open_configured_store(settings, owner="ragctx ingest") as store:
         encoders = Encoders.load(encoder_params(settings))
-        chunker = Chunker(
-            ChunkingParams(
-                chunk_tokens=settings.chunk_tokens,
-                overlap_tokens=settings.chunk_overlap,
-                encoding=settings.chunk_encoding,
-            ),
-            max_model_tokens=encoders.dense.max_tokens,
-            model_token_count=encoders.dense.count_tokens,
-        )
+        chunker = make_chunker(settings, encoders)
         if not show_progress:
             return sync(
                 specs,

@@ -266,20 +266,11 @@ def _evaluate(settings: Settings, data: Any, params: EvalParams, *, show_progres
 
     from eval import run
     from index import Encoders
-    from ingest import Chunker, ChunkingParams
-    from service.cli import encoder_params, open_configured_store
+    from service.cli import encoder_params, make_chunker, open_configured_store
 
     with open_configured_store(settings, owner="ragctx eval") as store:
         encoders = Encoders.load(encoder_params(settings))
-        chunker = Chunker(
-            ChunkingParams(
-                chunk_tokens=settings.chunk_tokens,
-                overlap_tokens=settings.chunk_overlap,
-                encoding=settings.chunk_encoding,
-            ),
-            max_model_tokens=encoders.dense.max_tokens,
-            model_token_count=encoders.dense.count_tokens,
-        )
+        chunker = make_chunker(settings, encoders)
         reranker, why = load_reranker(settings)
         params = replace(params, rerank_note=why)
         scorer = _context_scorer(settings)
