@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     rerank_batch_size: int = Field(32, ge=1)
     max_query_chars: int = Field(2_000, ge=1)
 
+    # Quality reports: an OpenAI-compatible judge for ragas' LLM metrics (off when unset)
+    judge_url: str | None = Field(None, description="OpenAI-compatible endpoint for LLM metrics.")
+    judge_model: str | None = Field(None, description="Judge model name.")
+    judge_api_key: SecretStr | None = None
+
     # Assembly and service
     policy_dir: Path = Path("data/policies")
     default_policy: str = "default"
