@@ -258,8 +258,9 @@ class Packer:
     def fill(self, ranked: Sequence[Ranked]) -> None:
         """Offer every candidate, in packing order (value order, pins first)."""
         rule = self.policy.packing
+        screened = bool(rule.min_score) or self.caps.active
         for entry in ranked:
-            if not entry.pinned:
+            if screened and not entry.pinned:
                 refusal = min_score_verdict(rule, entry)
                 if refusal is not None:
                     self.drop(entry, DropReason.BELOW_MIN_SCORE, refusal)
@@ -268,7 +269,20 @@ class Packer:
                 if refusal is not None:
                     self.drop(entry, DropReason.SOURCE_CAP, refusal)
                     continue
-            self.offer(entry, entry.candidate.text, ())
+            text = entry.candidate.text
+            remaining = self.remaining
+            if not surely_fits(text, remaining):
+                # Most candidates end here once the budget is nearly full: the word bound
+                # (cheap, stops after remaining + 1 words) proves they cannot fit.
+                bound = self.costing.counter.lower_bound(text, enough=remaining + 1)
+                if bound > remaining:
+                    self.drop(
+                        entry,
+                        DropReason.OVER_BUDGET,
+                        f"needs at least {bound} tokens, {remaining} left",
+                    )
+                    continue
+            self.offer(entry, text, ())
 
     def offer(self, entry: Ranked, text: str, extra_flags: tuple[str, ...]) -> bool:
         """Pack ``text`` for ``entry`` if it passes the screens and fits; say whether it did."""

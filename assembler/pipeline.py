@@ -19,7 +19,7 @@ from assembler.ranking import pin_order, rank
 from assembler.rules.exclude import exclusion
 from assembler.rules.freshness import judge_freshness
 from assembler.rules.priority import boost_factor
-from assembler.tokens import TokenCounter
+from assembler.tokens import TokenCounter, joins_cleanly
 from assembler.trace import Trace, screen_steps
 from assembler.trim import trim_last
 from assembler.types import (
@@ -147,6 +147,26 @@ def _freshness(
     return kept
 
 
+def _tally(
+    parts: Sequence[str],
+    bodies: Sequence[int],
+    items: Sequence[ContextItem],
+    counter: TokenCounter,
+) -> int:
+    """The rendered context's exact token count.
+
+    Where the encoding's counts add up across clean line ends and every join is one, this is
+    the bodies' counts taken while packing plus one count of everything else (headers with
+    their real citation numbers, footers, the citations list); otherwise one count of the
+    whole. tests/assembler/test_properties.py checks ``tokens == count(context)``.
+    """
+    body_positions = set(bodies)
+    frames = [part for position, part in enumerate(parts) if position not in body_positions]
+    if counter.additive_at_line_ends and joins_cleanly(parts) and joins_cleanly(frames):
+        return counter.count("".join(frames)) + sum(item.tokens for item in items)
+    return counter.count("".join(parts))
+
+
 def _render_within(
     packed: list[Packed],
     *,
@@ -169,10 +189,11 @@ def _render_within(
         groups = arrange(packed, policy.order)
         order_ms += (perf_counter() - started) * 1000
         items = _items(groups, costing)
-        context = render.render(
+        parts, bodies = render.parts(
             items, fmt=policy.citations.format, include_list=policy.citations.include_list
         )
-        tokens = costing.counter.count(context)
+        context = "".join(parts)
+        tokens = _tally(parts, bodies, items, costing.counter)
         if tokens <= limit or not packed:
             return groups, items, context, tokens, rounds, order_ms
         # Token counts need not add up across block boundaries: give up the least valuable.

@@ -11,9 +11,13 @@ from assembler.rules.priority import adjusted_kind, positive_score
 from retrieval.types import Candidate, ScoreKind
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Ranked:
-    """A candidate that survived rules 1-3, with its value and place in the packing order."""
+    """A candidate that survived rules 1-3, with its value and place in the packing order.
+
+    Read-only by convention; not ``frozen``: every candidate gets one, and a frozen
+    dataclass builds 3x slower (``object.__setattr__`` per field).
+    """
 
     index: int
     candidate: Candidate

@@ -3,8 +3,9 @@
 Every part of the context (an item's header, its text, its closing delimiter, a citation line)
 ends with a newline, and the next part starts with a non-space character. tiktoken's
 pre-tokenizer then splits the whole context where it splits the parts, so the parts' counts
-add up to the whole's (for the common encodings); the assembler still counts the final context
-once and trusts only that count.
+add up to the whole's for the encodings that vouch for it (``additive_at_line_ends``: cl100k,
+o200k). The assembler checks every join (``tokens.joins_cleanly``) and adds up the counts it
+already took; for any other encoding, or a join that is not clean, it counts the whole context.
 """
 
 from __future__ import annotations
@@ -136,6 +137,35 @@ def list_frame(fmt: CitationFormat) -> tuple[str, str]:
     return MARKDOWN_LIST_OPEN, ""
 
 
+def parts(
+    items: Sequence[ContextItem], *, fmt: CitationFormat, include_list: bool
+) -> tuple[list[str], list[int]]:
+    """The context's parts in order, and where each item's body is among them.
+
+    ``"".join(parts)`` is the context (see :func:`render`). The bodies' positions let the
+    assembler reuse the counts it took while packing instead of counting the bodies again.
+
+    Returns:
+        The parts (headers, bodies, footers, the citations list) and, per item, the position
+        of its body in the parts.
+    """
+    if not items:
+        return [], []
+    out: list[str] = []
+    bodies: list[int] = []
+    for item in items:
+        number = str(item.citation)
+        out.append(header(item, number, fmt))
+        bodies.append(len(out))
+        out += (safe_body(item, fmt), footer(item, fmt))
+    if include_list:
+        opening, closing = list_frame(fmt)
+        out.append(opening)
+        out.extend(citation_line(item, str(item.citation), fmt) for item in items)
+        out.append(closing)
+    return out, bodies
+
+
 def render(items: Sequence[ContextItem], *, fmt: CitationFormat, include_list: bool) -> str:
     """Render numbered items and the citations list into the context text.
 
@@ -147,15 +177,4 @@ def render(items: Sequence[ContextItem], *, fmt: CitationFormat, include_list: b
     Returns:
         The context; empty when there are no items.
     """
-    if not items:
-        return ""
-    parts: list[str] = []
-    for item in items:
-        number = str(item.citation)
-        parts += (header(item, number, fmt), safe_body(item, fmt), footer(item, fmt))
-    if include_list:
-        opening, closing = list_frame(fmt)
-        parts.append(opening)
-        parts.extend(citation_line(item, str(item.citation), fmt) for item in items)
-        parts.append(closing)
-    return "".join(parts)
+    return "".join(parts(items, fmt=fmt, include_list=include_list)[0])

@@ -6,6 +6,7 @@ encoding it targets) and passes it in, so ``assemble`` stays pure and cheap to c
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -31,6 +32,17 @@ class TokenCounter(Protocol):
         """The encoding's name, reported in the pack (e.g. ``cl100k_base``)."""
         ...
 
+    @property
+    def additive_at_line_ends(self) -> bool:
+        """Whether counts add up across a line end: ``count(a + b) == count(a) + count(b)``.
+
+        Claimed only for ``a`` ending with a non-space character and ``"\\n"`` and ``b``
+        starting with a character that is neither whitespace nor ``"/"`` (see
+        :func:`joins_cleanly`). False is always correct: the assembler then counts the whole
+        rendered context once more instead of adding up the counts of its parts.
+        """
+        ...
+
     def count(self, text: str) -> int:
         """Return the exact number of tokens in ``text``."""
         ...
@@ -40,13 +52,42 @@ class TokenCounter(Protocol):
         ...
 
 
+# Encodings whose pre-tokenizer always splits after a line end that follows a non-space
+# character and precedes a non-space character other than "/": cl100k's pattern ends a piece
+# there (``[\r\n]*+``, ``\s++$`` / ``\s*[\r\n]``), o200k's too unless "/" follows
+# (``[\r\n/]*``). BPE never merges across pieces, so counts add up. Only encodings whose
+# claim tests/assembler/test_tokens.py checks (with hypothesis) are named; any other encoding
+# gets the final full count.
+ADDITIVE_ENCODINGS = frozenset({"cl100k_base", "o200k_base"})
+
+
+def joins_cleanly(parts: Sequence[str]) -> bool:
+    """Whether every join between consecutive non-empty ``parts`` is a clean line end.
+
+    Clean: the part before ends with a non-space character and ``"\\n"``; the part after
+    starts with a character that is neither whitespace nor ``"/"``. Where every join is clean,
+    an encoding with ``additive_at_line_ends`` counts the joined text as the sum of the parts.
+    """
+    previous: str | None = None
+    for part in parts:
+        if not part:
+            continue
+        if previous is not None:
+            if len(previous) < 2 or previous[-1] != "\n" or previous[-2].isspace():
+                return False
+            if part[0].isspace() or part[0] == "/":
+                return False
+        previous = part
+    return True
+
+
 def word_lower_bound(text: str, *, enough: int) -> int:
     """A lower bound on the tiktoken token count of ``text``: its whitespace-separated words.
 
     Every tiktoken encoding (gpt2 to o200k_base) first splits text with a regex whose pieces hold
     whitespace only at their start or end, and a token never spans two pieces; so each word
-    (a maximal run of non-whitespace) starts at least one piece and one token. Counting a prefix
-    is still a lower bound, which keeps this cheap when ``enough`` is small.
+    (a maximal run of non-whitespace) starts at least one piece and one token. Counting stops
+    once ``enough + 1`` words are seen, which keeps this cheap when ``enough`` is small.
 
     Args:
         text: The text to bound.
@@ -57,14 +98,9 @@ def word_lower_bound(text: str, *, enough: int) -> int:
     """
     if "\x1c" in text or "\x1d" in text or "\x1e" in text or "\x1f" in text:
         text = text.translate(_NON_UNICODE_SPACES)
-    # English averages ~6 characters a word; 12 per wanted word makes one prefix pass usually
-    # enough, and the full text is split only when the prefix falls short.
-    prefix_chars = 12 * max(enough, 1) + 16
-    if len(text) > prefix_chars:
-        words = len(text[:prefix_chars].split())
-        if words >= enough:
-            return words
-    return len(text.split())
+    # split() stops after ``enough`` splits: the pieces are disjoint and each holds at least
+    # one word, so their number is a lower bound on the words, exact up to ``enough + 1``.
+    return len(text.split(None, max(enough, 0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +113,11 @@ class TiktokenCounter:
     def name(self) -> str:
         """The encoding's name, e.g. ``cl100k_base``."""
         return str(self.encoding.name)
+
+    @property
+    def additive_at_line_ends(self) -> bool:
+        """True for the encodings in ``ADDITIVE_ENCODINGS`` (cl100k_base, o200k_base)."""
+        return self.name in ADDITIVE_ENCODINGS
 
     def count(self, text: str) -> int:
         """Return the number of tokens in ``text``; special-token text counts as plain text."""

@@ -174,12 +174,6 @@ def main() -> int:
         )
         return (time.perf_counter() - started) * 1000, (time.process_time() - cpu) * 1000
 
-    for _ in range(10):  # warm-up: regex caches, tiktoken's lazily built tables
-        once()
-    load_before = os.getloadavg()[0]
-    samples = [once() for _ in range(args.runs)]
-    times = sorted(wall for wall, _ in samples)
-    cpu_times = sorted(cpu for _, cpu in samples)
     pack = assemble(
         "how long are messages retained?",
         candidates,
@@ -188,6 +182,25 @@ def main() -> int:
         counter=counter,
         now=now,
     )
+
+    def reference() -> float:
+        # One tiktoken count of the packed context: the least any exact packer must do. Timed
+        # right after each run, it tracks this VM's speed, which drifts by 2x over minutes.
+        started = time.perf_counter()
+        counter.count(pack.context)
+        return (time.perf_counter() - started) * 1000
+
+    for _ in range(10):  # warm-up: regex caches, tiktoken's lazily built tables
+        once()
+    load_before = os.getloadavg()[0]
+    samples = []
+    references = []
+    for _ in range(args.runs):
+        samples.append(once())
+        references.append(reference())
+    times = sorted(wall for wall, _ in samples)
+    cpu_times = sorted(cpu for _, cpu in samples)
+    ratios = [wall / ref for (wall, _), ref in zip(samples, references, strict=True)]
     median = statistics.median(times)
     p95 = times[min(len(times) - 1, round(0.95 * (len(times) - 1)))]
     result = {
@@ -219,13 +232,16 @@ def main() -> int:
         "p95_ms": round(p95, 3),
         "mean_ms": round(statistics.fmean(times), 3),
         "min_ms": round(times[0], 3),
+        "reference_count_median_ms": round(statistics.median(references), 3),
+        "over_reference_median": round(statistics.median(ratios), 2),
         "steps_ms": {step.step: step.ms for step in pack.trace},
     }
     sys.stdout.write(
         f"assemble: {args.candidates} candidates -> {args.budget} tokens, {args.runs} runs: "
         f"median {median:.2f} ms, p95 {p95:.2f} ms, CPU median "
         f"{statistics.median(cpu_times):.2f} ms (load {load_before:.1f}) "
-        f"({len(pack.items)} items, {pack.tokens} tokens)\n"
+        f"({len(pack.items)} items, {pack.tokens} tokens); one count of the context "
+        f"{statistics.median(references):.2f} ms, ratio {statistics.median(ratios):.2f}\n"
     )
     if args.json_out is not None:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)

@@ -85,7 +85,11 @@ class DuplicateIndex:
         """The shingles of ``text`` under this policy (empty when dedupe is off)."""
         if not self.rule.enabled:
             return frozenset()
-        return frozenset(map(hash, shingles(text, self.rule.shingle_words)))
+        size = self.rule.shingle_words
+        words = text.lower().split()
+        if len(words) < size:  # as in shingles(): a short text is one shingle
+            return frozenset([hash(tuple(words))]) if words else frozenset()
+        return frozenset(map(hash, zip(*(words[start:] for start in range(size)), strict=False)))
 
     def find(self, mine: Signature, vector: tuple[float, ...] | None) -> DuplicateHit | None:
         """Return the packed chunk that a new chunk duplicates best, or None.

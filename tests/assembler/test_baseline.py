@@ -43,6 +43,7 @@ def test_relevant_share_edges() -> None:
 
 class _NoCounter:
     name = "none"
+    additive_at_line_ends = False
 
     def count(self, text: str) -> int:
         return len(text.split())

@@ -145,6 +145,7 @@ class JoinPenaltyCounter:
     """
 
     name = "join-penalty"
+    additive_at_line_ends = False  # its joins cost tokens: the assembler must count the whole
 
     def count(self, text: str) -> int:
         return len(text.split()) + 5 * text.count("</source>\n<source")
@@ -189,3 +190,32 @@ def test_now_defines_freshness(counter) -> None:
     assert reasons(pack([old], counter, rules=rules)) == {}
     later = NOW.replace(year=NOW.year + 1)
     assert reasons(pack([old], counter, rules=rules, now=later)) == {"a": "stale"}
+
+
+class RecordingCounter:
+    """The real cl100k counter, recording the length of every text it is asked to count."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.additive_at_line_ends = inner.additive_at_line_ends
+        self.lengths: list[int] = []
+
+    def count(self, text: str) -> int:
+        self.lengths.append(len(text))
+        return self.inner.count(text)
+
+    def lower_bound(self, text: str, *, enough: int) -> int:
+        return self.inner.lower_bound(text, enough=enough)
+
+
+@pytest.mark.parametrize("first_char", ["T", "/"])
+def test_clean_joins_add_up_the_counts_instead_of_counting_the_whole(counter, first_char) -> None:
+    texts = [f"{first_char}his is chunk {n}. " + words(60, f"s{n}") for n in range(4)]
+    recording = RecordingCounter(counter)
+    result = pack([candidate(f"c{n}", text=t) for n, t in enumerate(texts)], recording)
+    assert len(result.items) == 4
+    assert result.tokens == counter.count(result.context)  # exact either way
+    counted_whole = len(result.context) in recording.lengths
+    # A body starting with "/" is not a clean join (o200k merges ">\n/"): count the whole.
+    assert counted_whole is (first_char == "/")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assembler.tokens import tiktoken_counter, word_lower_bound
+from assembler.tokens import joins_cleanly, tiktoken_counter, word_lower_bound
 from index.errors import InvalidInputError
 
 odd_text = st.text(
@@ -38,3 +38,41 @@ def test_counter_names_its_encoding(counter) -> None:
 def test_unknown_encoding_lists_the_known_ones() -> None:
     with pytest.raises(InvalidInputError, match=r"unknown token encoding 'cl200k'.*cl100k_base"):
         tiktoken_counter("cl200k")
+
+
+non_space = st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Cf", "M")).filter(
+    lambda char: not char.isspace()
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(odd_text, non_space, non_space.filter(lambda char: char != "/"), odd_text)
+def test_counts_add_up_across_clean_line_ends(counter, o200k, head, last, first, tail) -> None:
+    # The claim behind additive_at_line_ends, which lets the assembler skip the final count.
+    before, after = f"{head}{last}\n", f"{first}{tail}"
+    assert joins_cleanly([before, after])
+    for encoding in (counter, o200k):
+        assert encoding.additive_at_line_ends
+        assert encoding.count(before + after) == encoding.count(before) + encoding.count(after)
+
+
+def test_a_slash_after_a_line_end_is_not_a_clean_join(o200k) -> None:
+    # o200k's pattern keeps "/" with the punctuation and newline before it (``[\r\n/]*``).
+    before, after = 'x">\n', "/usr/bin"
+    assert o200k.count(before + after) != o200k.count(before) + o200k.count(after)
+    assert not joins_cleanly([before, after])
+
+
+@pytest.mark.parametrize(
+    ("parts", "clean"),
+    [
+        (["<a>\n", "", "text\n", "</a>\n"], True),  # empty parts join nothing
+        (["a\n", " b\n"], False),  # whitespace after the line end
+        (["a \n", "b\n"], False),  # whitespace before it
+        (["a", "b\n"], False),  # no line end
+        (["\n", "b\n"], False),  # a bare line end
+        (["only one part, any ending"], True),
+    ],
+)
+def test_joins_cleanly(parts, clean) -> None:
+    assert joins_cleanly(parts) is clean
