@@ -191,8 +191,9 @@ def run_pipeline(req: Prepared, runtime: Runtime, record: AuditRecord | None) ->
         span.set_attribute("ragctx.dropped", len(pack.dropped))
         span.set_attribute("ragctx.tokens", pack.tokens)
     stage_seconds.labels(stage="context").observe(context_ms / 1000)
-    for d in pack.dropped:
-        telemetry.metrics.dropped.labels(reason=d.reason.value).inc()
+    dropped_by_reason = _by_reason(d.reason.value for d in pack.dropped)
+    for reason, count in dropped_by_reason.items():
+        telemetry.metrics.dropped.labels(reason=reason).inc(count)
 
     response = _response(
         req,
@@ -211,7 +212,7 @@ def run_pipeline(req: Prepared, runtime: Runtime, record: AuditRecord | None) ->
             "pinned": len(pinned),
             "items": len(pack.items),
             "dropped": len(pack.dropped),
-            "dropped_by_reason": _by_reason(d.reason.value for d in pack.dropped),
+            "dropped_by_reason": dropped_by_reason,
         }
     return response
 
