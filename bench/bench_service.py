@@ -103,6 +103,15 @@ def ensure_store(store: Path, corpus: Path) -> dict[str, Any]:
         spec = SourceSpec(
             path=corpus, name=SOURCE_NAME, tenant=TENANT, groups=("public",), kind="beir"
         )
+        wanted = encoders.collection_meta()
+        if edge.has_collection(COLLECTION):
+            held = edge.collection_meta(COLLECTION)
+            if {k: held.get(k) for k in ("dense_dim", "bm25")} != {
+                k: wanted[k] for k in ("dense_dim", "bm25")
+            }:
+                # The bench's own cached store, built under other encoder settings: rebuild it.
+                print(f"store {store}: built with {held}, rebuilding", file=sys.stderr)
+                edge.drop_collection(COLLECTION)
         report = sync([spec], collection=COLLECTION, store=edge, encoders=encoders, chunker=chunker)
         points = edge.count(COLLECTION)
     finally:

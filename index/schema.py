@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -135,7 +135,7 @@ class Filter:
         return Filter(must=self.must + other.must, must_not=self.must_not + other.must_not)
 
 
-def matches(flt: Filter | None, payload: dict[str, Any]) -> bool:
+def matches(flt: Filter | None, payload: Mapping[str, Any]) -> bool:
     """Evaluate ``flt`` on a payload in Python: the second lock behind the store's filter."""
     if flt is None:
         return True
@@ -144,7 +144,7 @@ def matches(flt: Filter | None, payload: dict[str, Any]) -> bool:
     )
 
 
-def _holds(cond: Condition, payload: dict[str, Any]) -> bool:
+def _holds(cond: Condition, payload: Mapping[str, Any]) -> bool:
     raw = payload.get(cond.key)
     values: Sequence[Any] = raw if isinstance(raw, list) else ([] if raw is None else [raw])
     if isinstance(cond, MatchValue):
