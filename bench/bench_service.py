@@ -349,6 +349,10 @@ def summarize(
         "server_overhead_ms": round(server_p50 - stage_sum, 2) if in_server else None,
         "http_and_client_ms": round(p50 - server_p50, 2) if in_server else None,
         "server_overhead_per_request_p50_ms": round(pct(own, 0.5), 2) if own else None,
+        # part of that overhead: the wait for a worker thread (the concurrency gate's queue)
+        "queue_p50_ms": (
+            round(statistics.median(s.timings.get("queue", 0.0) for s in ok), 3) if ok else None
+        ),
     }
 
 

@@ -107,13 +107,23 @@ def prepare(body: ContextRequest, grant: ApiKey, runtime: Runtime) -> Prepared:
     )
 
 
-def run_pipeline(req: Prepared, runtime: Runtime, record: AuditRecord | None) -> ContextResponse:
+def run_pipeline(
+    req: Prepared,
+    runtime: Runtime,
+    record: AuditRecord | None,
+    *,
+    submitted: float | None = None,
+) -> ContextResponse:
     """Retrieve, fetch pinned documents, assemble; runs in a worker thread.
+
+    ``submitted`` is the ``time.perf_counter()`` at which the request was handed to the worker
+    pool; the wait until a thread picked it up is reported as ``timings_ms["queue"]``.
 
     Raises:
         UnknownCollectionError: the collection does not exist.
         NotReadyError: the models are not loaded yet.
     """
+    queue_ms = None if submitted is None else (time.perf_counter() - submitted) * 1000
     models = runtime.require_models()
     settings = runtime.settings
     telemetry = runtime.telemetry
@@ -205,6 +215,7 @@ def run_pipeline(req: Prepared, runtime: Runtime, record: AuditRecord | None) ->
         trace_id=trace_id,
         pinned_ms=pinned_ms,
         context_ms=context_ms,
+        queue_ms=queue_ms,
     )
     if record is not None:
         record.doc_ids = list(dict.fromkeys(item.doc_id for item in pack.items))
@@ -290,6 +301,7 @@ def _response(
     trace_id: str,
     pinned_ms: float,
     context_ms: float,
+    queue_ms: float | None,
 ) -> ContextResponse:
     debug = req.debug
     by_chunk = {c.chunk_id: c for c in (*retrieved.candidates, *pinned)}
@@ -326,6 +338,8 @@ def _response(
     timings = dict(retrieved.timings_ms)
     timings["pinned"] = round(pinned_ms, 3)
     timings["context"] = round(context_ms, 3)
+    if queue_ms is not None:  # served over HTTP: the wait for a worker thread
+        timings["queue"] = round(queue_ms, 3)
     items = []
     for item in pack.items:
         cand = by_chunk.get(item.chunk_id)

@@ -83,3 +83,31 @@ def test_a_store_held_by_another_process_is_named(tmp_path: Path, corpus: Path) 
         holder.close()
     assert proc.returncode == 1
     assert "held by a test holder" in proc.stderr
+
+
+def test_query_packs_the_tenants_own_documents(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    for tenant in ("acme", "globex"):
+        source = str(REPO / "data" / "docs" / tenant)
+        ingest = ragctx(
+            "ingest", source, "--collection", "docs", "--tenant", tenant, store=store, cwd=tmp_path
+        )
+        assert ingest.returncode == 0, ingest.stderr
+    proc = ragctx(
+        "query",
+        "maximum message size",
+        "--collection",
+        "docs",
+        "--tenant",
+        "acme",
+        "--budget",
+        "400",
+        "--json",
+        store=store,
+        cwd=REPO,  # data/policies is found from the repository root, as a user runs it
+    )
+    assert proc.returncode == 0, proc.stderr
+    answer = json.loads(proc.stdout)
+    assert answer["items"] and answer["tokens"] <= 400
+    assert {item["source"] for item in answer["items"]} == {str(REPO / "data" / "docs" / "acme")}
+    assert "queue" not in answer["trace"]["timings_ms"]  # no worker pool outside the server

@@ -56,7 +56,10 @@ def test_answer_carries_context_policy_and_a_trace_of_every_stage(server: Runnin
     assert trace["stages"]["rerank"]["active"] is False  # no reranker configured
     assert trace["stages"]["context"]["count"] == len(body["items"])
     assert trace["stages"]["context"]["steps"]
-    assert {"dense_encode", "bm25_encode", "store_query", "context"} <= set(trace["timings_ms"])
+    assert {"dense_encode", "bm25_encode", "store_query", "context", "queue"} <= set(
+        trace["timings_ms"]
+    )
+    assert 0 <= trace["timings_ms"]["queue"] < trace["timings_ms"]["total"] + 1000
     assert all("stages" not in i for i in body["items"])
     assert all("stages" not in d for d in body["dropped"])
 

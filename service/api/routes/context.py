@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import partial
 
 from anyio import to_thread
@@ -42,7 +43,7 @@ async def context(
             metrics.in_flight.inc()
             try:
                 return await to_thread.run_sync(
-                    partial(run_pipeline, prepared, runtime, record),
+                    partial(run_pipeline, prepared, runtime, record, submitted=time.perf_counter()),
                     limiter=runtime.gate.limiter,
                 )
             finally:
