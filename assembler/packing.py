@@ -269,24 +269,13 @@ class Packer:
                 if refusal is not None:
                     self.drop(entry, DropReason.SOURCE_CAP, refusal)
                     continue
-            text = entry.candidate.text
-            remaining = self.remaining
-            if not surely_fits(text, remaining):
-                # Most candidates end here once the budget is nearly full: the word bound
-                # (cheap, stops after remaining + 1 words) proves they cannot fit.
-                bound = self.costing.counter.lower_bound(text, enough=remaining + 1)
-                if bound > remaining:
-                    self.drop(
-                        entry,
-                        DropReason.OVER_BUDGET,
-                        f"needs at least {bound} tokens, {remaining} left",
-                    )
-                    continue
-            self.offer(entry, text, ())
+            self.offer(entry, entry.candidate.text, ())
 
     def offer(self, entry: Ranked, text: str, extra_flags: tuple[str, ...]) -> bool:
         """Pack ``text`` for ``entry`` if it passes the screens and fits; say whether it did."""
         remaining = self.remaining
+        # Most candidates end here once the budget is nearly full: the word bound (cheap,
+        # stops after remaining + 1 words) proves they cannot fit.
         bound = (
             0
             if surely_fits(text, remaining)
