@@ -111,3 +111,12 @@ def test_query_packs_the_tenants_own_documents(tmp_path: Path) -> None:
     assert answer["items"] and answer["tokens"] <= 400
     assert {item["source"] for item in answer["items"]} == {str(REPO / "data" / "docs" / "acme")}
     assert "queue" not in answer["trace"]["timings_ms"]  # no worker pool outside the server
+
+
+def test_query_bad_input_names_the_input(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    proc = ragctx("query", "x", "--budget", "0", "--json", store=store, cwd=REPO)
+    assert proc.returncode == 2 and "budget_tokens" in proc.stderr and not proc.stdout
+    proc = ragctx("query", "hello", "--collection", "nope", "--json", store=store, cwd=REPO)
+    assert proc.returncode != 0 and not proc.stdout
+    assert "unknown collection 'nope'" in proc.stderr and "ragctx ingest" in proc.stderr
