@@ -28,9 +28,35 @@ _FILLER = (
 
 @dataclass(frozen=True, slots=True)
 class _Detector:
+    """A regex with a cheap guard: the regex can only match where one of ``keywords`` occurs.
+
+    A keyword that starts with a space stands for any whitespace character (the regexes
+    write ``\\s``), so a tab or a line break before it cannot slip past the guard.
+    """
+
     name: str
-    keywords: tuple[str, ...]  # the regex can only match when one of these occurs
+    keywords: tuple[str, ...]
     regex: re.Pattern[str]  # searched in the lower-cased text
+
+    def could_match(self, lowered: str) -> bool:
+        """Whether the guard lets the regex run on ``lowered`` (never False where it matches)."""
+        for keyword in self.keywords:
+            if keyword[0] != " ":
+                if keyword in lowered:
+                    return True
+            elif _after_whitespace(lowered, keyword[1:]):
+                return True
+        return False
+
+
+def _after_whitespace(text: str, word: str) -> bool:
+    """Whether ``word`` occurs in ``text`` right after a whitespace character."""
+    start = text.find(word, 1)
+    while start != -1:
+        if text[start - 1].isspace():
+            return True
+        start = text.find(word, start + 1)
+    return False
 
 
 _DETECTORS = (
@@ -44,7 +70,7 @@ _DETECTORS = (
     ),
     _Detector(
         "exfiltration",
-        ("prompt", "instructions", "context window", "configuration"),
+        ("prompt", "instructions", "context", "configuration"),
         re.compile(
             r"\b(?:reveal|print|output|show|repeat|leak|disclose|dump)\b(?:\s+\S+){0,6}?\s+"
             r"(?:(?:the\s+|your\s+)?system prompt|(?:your\s+)?hidden (?:configuration|instructions"
@@ -83,12 +109,8 @@ _DETECTORS = (
     ),
     _Detector(
         "hidden_css",
-        # CSS properties, colon included: "visibility timeout" is everyday queue vocabulary.
-        tuple(
-            f"{prop}{gap}:"
-            for prop in ("display", "visibility", "font-size", "opacity")
-            for gap in ("", " ")
-        ),
+        # The property names: any whitespace may stand between a property and its colon.
+        ("display", "visibility", "font-size", "opacity"),
         re.compile(
             r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d])"
             r"|opacity\s*:\s*0(?![.\d])"
@@ -115,9 +137,7 @@ def injection_signals(rule: Injection, text: str) -> tuple[str, ...]:
         # Zero-width characters inside words ("I\u200bgnore") hide phrases from plain matching.
         lowered = HIDDEN_CHARACTERS.sub("", lowered)
     for detector in _DETECTORS:
-        if any(map(lowered.__contains__, detector.keywords)) and (
-            detector.regex.search(lowered) is not None
-        ):
+        if detector.could_match(lowered) and detector.regex.search(lowered) is not None:
             found.append(detector.name)
     for number, pattern in enumerate(rule.patterns):
         if re.search(pattern, text) is not None:
