@@ -22,7 +22,7 @@ from assembler.ranking import Ranked
 from assembler.rules.dedupe import DuplicateIndex, Signature
 from assembler.rules.injection import injection_signals
 from assembler.rules.match import any_glob
-from assembler.tokens import TokenCounter
+from assembler.tokens import TokenCounter, joins_cleanly
 from assembler.types import ContextItem, Dropped, DropReason, InjectionAction
 from retrieval.types import Candidate
 
@@ -105,16 +105,33 @@ class Costing:
         opening, closing = render.list_frame(self.fmt)
         return self.short(opening) + self.short(closing)
 
-    def frame(self, item: ContextItem) -> str:
-        """The item's header and citation line (the number as a placeholder), without footer.
+    def frame(self, item: ContextItem) -> tuple[str, str]:
+        """The item's header and citation line (the number as a placeholder; "" without list)."""
+        line = render.citation_line(item, self.placeholder, self.fmt) if self.with_list else ""
+        return render.header(item, self.placeholder, self.fmt), line
 
-        Counted in one call: both parts end with a newline and the next starts with a
-        non-space character, so their counts add up (see ``assembler.render``).
+    def frame_tokens(self, item: ContextItem, frame: tuple[str, str]) -> int:
+        """The exact count of the item's header, footer and citation line, each on its own.
+
+        The header and the line are counted in one call where their join is clean (their
+        counts then add up, see ``tokens.joins_cleanly``); the footer repeats, so it is cached.
         """
-        frame = render.header(item, self.placeholder, self.fmt)
-        if self.with_list:
-            frame += render.citation_line(item, self.placeholder, self.fmt)
-        return frame
+        header, line = frame
+        footer = self.short(render.footer(item, self.fmt))
+        if self.counter.additive_at_line_ends and joins_cleanly(frame):
+            return self.counter.count(header + line) + footer
+        return self.counter.count(header) + self.counter.count(line) + footer
+
+    def renumbering(self, items: Sequence[ContextItem]) -> int:
+        """Tokens the real citation numbers add over the placeholder the frames were counted with.
+
+        Exact for encodings whose pre-tokenizer makes every run of digits into pieces of its
+        own (see ``TokenCounter.additive_at_line_ends``): the number sits between punctuation
+        in the header and in the citation line, so only its own pieces change.
+        """
+        per_item = 1 + self.with_list  # the header's number, the citation line's number
+        placeholder = self.short(self.placeholder)
+        return per_item * sum(self.short(str(item.citation)) - placeholder for item in items)
 
     def pack(self, ranked: Ranked, text: str, flags: tuple[str, ...]) -> Packed:
         """Count every part of the chunk's rendering exactly."""
@@ -123,8 +140,7 @@ class Costing:
             ranked=ranked,
             text=text,
             flags=flags,
-            frame_tokens=self.counter.count(self.frame(item))
-            + self.short(render.footer(item, self.fmt)),
+            frame_tokens=self.frame_tokens(item, self.frame(item)),
             body_tokens=self.counter.count(render.safe_body(item, self.fmt)),
         )
 
@@ -301,8 +317,9 @@ class Packer:
         frame = costing.frame(item)
         # Exact counts are the expensive part of packing: bound the frame and the body by
         # their words first, and count only what can still fit.
-        if not surely_fits(text + frame, remaining):
-            bound += costing.counter.lower_bound(frame, enough=remaining + 1 - bound)
+        framing = "".join(frame)
+        if not surely_fits(text + framing, remaining):
+            bound += costing.counter.lower_bound(framing, enough=remaining + 1 - bound)
         if bound > remaining:
             self.drop(
                 entry, DropReason.OVER_BUDGET, f"needs at least {bound} tokens, {remaining} left"
@@ -314,9 +331,7 @@ class Packer:
             self.admission.screens.dedupe_dropped += 1
             self.drop(entry, DropReason.DUPLICATE, duplicate)
             return False
-        frame_tokens = costing.counter.count(frame) + costing.short(
-            render.footer(item, costing.fmt)
-        )
+        frame_tokens = costing.frame_tokens(item, frame)
         body_tokens = costing.counter.count(render.safe_body(item, costing.fmt))
         cost = frame_tokens + body_tokens
         if cost > remaining:

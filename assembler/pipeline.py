@@ -151,18 +151,29 @@ def _tally(
     parts: Sequence[str],
     bodies: Sequence[int],
     items: Sequence[ContextItem],
-    counter: TokenCounter,
+    packed: Sequence[Packed],
+    costing: Costing,
 ) -> int:
     """The rendered context's exact token count.
 
-    Where the encoding's counts add up across clean line ends and every join is one, this is
-    the bodies' counts taken while packing plus one count of everything else (headers with
-    their real citation numbers, footers, the citations list); otherwise one count of the
+    Where the encoding's counts add up across clean line ends and every join is one, the
+    context's count is the sum of the counts taken while packing: each chunk's frame and body,
+    the citations list's frame, and what the real citation numbers add over the placeholder
+    (:meth:`Costing.renumbering`). Merged items changed their text: their bodies are counted
+    again and the frames once more as a whole. Any other encoding or join: one count of the
     whole. tests/assembler/test_properties.py checks ``tokens == count(context)``.
     """
+    counter = costing.counter
+    if not parts:  # nothing packed: no citations list either
+        return 0
+    if not (counter.additive_at_line_ends and joins_cleanly(parts)):
+        return counter.count("".join(parts))
+    if len(items) == len(packed):  # one item per packed chunk: nothing merged
+        packing = sum(chunk.frame_tokens + chunk.body_tokens for chunk in packed)
+        return costing.overhead() + packing + costing.renumbering(items)
     body_positions = set(bodies)
     frames = [part for position, part in enumerate(parts) if position not in body_positions]
-    if counter.additive_at_line_ends and joins_cleanly(parts) and joins_cleanly(frames):
+    if joins_cleanly(frames):
         return counter.count("".join(frames)) + sum(item.tokens for item in items)
     return counter.count("".join(parts))
 
@@ -193,7 +204,7 @@ def _render_within(
             items, fmt=policy.citations.format, include_list=policy.citations.include_list
         )
         context = "".join(parts)
-        tokens = _tally(parts, bodies, items, costing.counter)
+        tokens = _tally(parts, bodies, items, packed, costing)
         if tokens <= limit or not packed:
             return groups, items, context, tokens, rounds, order_ms
         # Token counts need not add up across block boundaries: give up the least valuable.

@@ -38,8 +38,10 @@ class TokenCounter(Protocol):
 
         Claimed only for ``a`` ending with a non-space character and ``"\\n"`` and ``b``
         starting with a character that is neither whitespace nor ``"/"`` (see
-        :func:`joins_cleanly`). False is always correct: the assembler then counts the whole
-        rendered context once more instead of adding up the counts of its parts.
+        :func:`joins_cleanly`). True also claims that a run of ASCII digits between
+        punctuation is split into pieces of its own, so that a citation number's tokens can
+        be swapped for another's. False is always correct: the assembler then counts the
+        whole rendered context once more instead of adding up the counts of its parts.
         """
         ...
 
@@ -55,9 +57,10 @@ class TokenCounter(Protocol):
 # Encodings whose pre-tokenizer always splits after a line end that follows a non-space
 # character and precedes a non-space character other than "/": cl100k's pattern ends a piece
 # there (``[\r\n]*+``, ``\s++$`` / ``\s*[\r\n]``), o200k's too unless "/" follows
-# (``[\r\n/]*``). BPE never merges across pieces, so counts add up. Only encodings whose
-# claim tests/assembler/test_tokens.py checks (with hypothesis) are named; any other encoding
-# gets the final full count.
+# (``[\r\n/]*``). BPE never merges across pieces, so counts add up. Both patterns also put
+# digits only in ``\p{N}{1,3}`` pieces, so a number between punctuation tokenizes the same
+# whatever surrounds it. Only encodings whose claims tests/assembler/test_tokens.py checks
+# (with hypothesis) are named; any other encoding gets the final full count.
 ADDITIVE_ENCODINGS = frozenset({"cl100k_base", "o200k_base"})
 
 

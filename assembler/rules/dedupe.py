@@ -80,6 +80,11 @@ class DuplicateIndex:
         self.rule = rule
         self._packed: list[Signature] = []
         self._vectors: dict[int, tuple[float, ...]] = {}
+        # Every packed shingle, and the smallest packed signature: a new chunk shares no more
+        # with any one packed chunk than with all of them, which rules most chunks out in
+        # one set intersection instead of one per packed chunk (see ``find``).
+        self._union: set[int] = set()
+        self._smallest = 0
 
     def signature(self, text: str) -> Signature:
         """The shingles of ``text`` under this policy (empty when dedupe is off)."""
@@ -105,7 +110,7 @@ class DuplicateIndex:
         if not self.rule.enabled:
             return None
         best: DuplicateHit | None = None
-        if mine:
+        if mine and self._union and self._could_match(mine):
             for key, other in enumerate(self._packed):
                 if not other:
                     continue
@@ -127,10 +132,23 @@ class DuplicateIndex:
                 best = DuplicateHit(key, similarity, "dense cosine")
         return best
 
+    def _could_match(self, mine: Signature) -> bool:
+        """Whether some packed chunk may reach the threshold (False: none can).
+
+        For every packed ``B``: ``|A ∩ B| <= |A ∩ union|`` and ``min(|A|, |B|) >=
+        min(|A|, smallest)``, so the bound's quotient is at least each overlap's (rounding
+        is monotonic too): below the threshold, no overlap reaches it.
+        """
+        bound = len(mine & self._union) / min(len(mine), self._smallest)
+        return bound >= self.rule.threshold
+
     def add(self, mine: Signature, vector: tuple[float, ...] | None) -> int:
         """Record a packed chunk with its :meth:`signature` and vector; return its key."""
         key = len(self._packed)
         self._packed.append(mine)
+        if mine:
+            self._union |= mine
+            self._smallest = len(mine) if not self._smallest else min(self._smallest, len(mine))
         if vector is not None and self.rule.dense_threshold is not None:
             self._vectors[key] = vector
         return key

@@ -199,10 +199,10 @@ class RecordingCounter:
         self.inner = inner
         self.name = inner.name
         self.additive_at_line_ends = inner.additive_at_line_ends
-        self.lengths: list[int] = []
+        self.texts: list[str] = []
 
     def count(self, text: str) -> int:
-        self.lengths.append(len(text))
+        self.texts.append(text)
         return self.inner.count(text)
 
     def lower_bound(self, text: str, *, enough: int) -> int:
@@ -216,6 +216,17 @@ def test_clean_joins_add_up_the_counts_instead_of_counting_the_whole(counter, fi
     result = pack([candidate(f"c{n}", text=t) for n, t in enumerate(texts)], recording)
     assert len(result.items) == 4
     assert result.tokens == counter.count(result.context)  # exact either way
-    counted_whole = len(result.context) in recording.lengths
+    counted_whole = result.context in recording.texts
     # A body starting with "/" is not a clean join (o200k merges ">\n/"): count the whole.
     assert counted_whole is (first_char == "/")
+    if first_char == "T":  # nothing counted twice: no text holding two items' frames
+        assert not [text for text in recording.texts if text.count("<source ") > 1]
+
+
+def test_citation_numbers_wider_than_three_digits_are_counted_exactly(counter) -> None:
+    # 1,200 candidates: the frames are counted with the placeholder "9999" (two digit pieces)
+    # and rendered with 1, 2, ... (one piece): the final count corrects for the difference.
+    candidates = [candidate(f"c{n}", text=f"Fact number {n} of many.") for n in range(1200)]
+    result = pack(candidates, counter, budget=400)
+    assert len(result.items) > 3
+    assert result.tokens == counter.count(result.context) <= 400

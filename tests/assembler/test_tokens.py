@@ -56,6 +56,28 @@ def test_counts_add_up_across_clean_line_ends(counter, o200k, head, last, first,
         assert encoding.count(before + after) == encoding.count(before) + encoding.count(after)
 
 
+@settings(max_examples=300, deadline=None)
+@given(
+    odd_text,
+    st.sampled_from(['="', "[", "\n["]),
+    st.integers(min_value=0, max_value=99_999),
+    st.integers(min_value=0, max_value=99_999),
+    st.sampled_from(['"', "]", '" ', "] "]),
+    odd_text,
+)
+def test_a_number_between_punctuation_tokenizes_on_its_own(
+    counter, o200k, head, opening, number, other, closing, tail
+) -> None:
+    # The second claim of additive_at_line_ends: citation numbers can be swapped after
+    # counting (the frames are counted with a placeholder number, rendered with the real one).
+    def framed(value: int) -> str:
+        return f"{head}{opening}{value}{closing}{tail}"
+
+    for encoding in (counter, o200k):
+        swapped = encoding.count(framed(number)) - encoding.count(framed(other))
+        assert swapped == encoding.count(str(number)) - encoding.count(str(other))
+
+
 def test_a_slash_after_a_line_end_is_not_a_clean_join(o200k) -> None:
     # o200k's pattern keeps "/" with the punctuation and newline before it (``[\r\n/]*``).
     before, after = 'x">\n', "/usr/bin"
