@@ -84,6 +84,39 @@ def joins_cleanly(parts: Sequence[str]) -> bool:
     return True
 
 
+# ASCII whitespace other than the space, as tiktoken's patterns see it (Unicode White_Space:
+# \x1c-\x1f are not, although str.split() splits on them).
+_ASCII_BREAKS = ("\n", "\t", "\r", "\x0b", "\x0c")
+# Prose averages about six characters a word: a prefix this many characters per word needed
+# usually settles the bound without reading the rest of the text.
+_PREFIX_CHARS_PER_WORD = 8
+
+
+def ascii_gap_bound(text: str, *, end: int) -> int:
+    """A lower bound on the tiktoken count of ASCII ``text`` from ``text[:end]``, in C loops.
+
+    Each run of whitespace between two non-whitespace characters starts a new piece (see
+    :func:`word_lower_bound`), so ``count >= interior runs + 1``. A stretch of ``k`` spaces
+    holds ``k // 2`` non-overlapping double spaces, so ``spaces - 2 * doubles`` counts the
+    stretches of odd length; a run with ``m`` other whitespace characters has at most
+    ``m + 1`` stretches, so ``spaces - 2 * doubles - others`` never exceeds the number of
+    runs. A leading and a trailing run may not be interior, hence the ``- 1`` (two runs
+    lost, one piece gained). A prefix's interior runs are the text's. No strings are built,
+    unlike ``split``.
+
+    Args:
+        text: ASCII text (the caller checks ``isascii()``).
+        end: Look at ``text[:end]`` only.
+
+    Returns:
+        A number never above the text's token count (it may be negative).
+    """
+    runs = text.count(" ", 0, end) - 2 * text.count("  ", 0, end)
+    if "\n" in text or "\t" in text or "\r" in text or "\x0b" in text or "\x0c" in text:
+        runs -= sum(text.count(char, 0, end) for char in _ASCII_BREAKS)
+    return runs - 1
+
+
 def word_lower_bound(text: str, *, enough: int) -> int:
     """A lower bound on the tiktoken token count of ``text``: its whitespace-separated words.
 
@@ -99,6 +132,10 @@ def word_lower_bound(text: str, *, enough: int) -> int:
     Returns:
         A number that is never above the text's true token count.
     """
+    if text.isascii():
+        bound = ascii_gap_bound(text, end=_PREFIX_CHARS_PER_WORD * (enough + 2))
+        if bound >= enough:
+            return bound
     if "\x1c" in text or "\x1d" in text or "\x1e" in text or "\x1f" in text:
         text = text.translate(_NON_UNICODE_SPACES)
     # split() stops after ``enough`` splits: the pieces are disjoint and each holds at least

@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assembler.tokens import joins_cleanly, tiktoken_counter, word_lower_bound
+from assembler.tokens import (
+    ascii_gap_bound,
+    joins_cleanly,
+    tiktoken_counter,
+    word_lower_bound,
+)
 from index.errors import InvalidInputError
 
 odd_text = st.text(
@@ -21,6 +26,30 @@ def test_word_bound_never_exceeds_the_tiktoken_count(counter, o200k, text, enoug
     bound = word_lower_bound(text, enough=enough)
     assert bound <= counter.count(text)
     assert bound <= o200k.count(text)
+
+
+ascii_text = st.lists(
+    st.sampled_from([*"ab1 .-'/<>\n\t\r\x0b\x0c\x1c\x1f", "  ", " \n ", "ai", "word"]),
+    max_size=120,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(ascii_text, st.integers(min_value=0, max_value=400), st.integers(min_value=0, max_value=80))
+def test_ascii_gap_bound_never_exceeds_the_tiktoken_count(
+    counter, o200k, text, end, enough
+) -> None:
+    # The cheap bound the packer rejects most candidates with, on every ASCII whitespace mix.
+    bound = ascii_gap_bound(text, end=end)
+    assert bound <= counter.count(text)
+    assert bound <= o200k.count(text)
+    assert word_lower_bound(text, enough=enough) <= counter.count(text)
+
+
+def test_ascii_gap_bound_is_tight_on_prose() -> None:
+    prose = " ".join(["word"] * 100)
+    assert ascii_gap_bound(prose, end=len(prose)) == 98  # 99 gaps, less the one for the ends
+    assert word_lower_bound(prose, enough=50) >= 50
 
 
 def test_word_bound_on_ascii_file_separators(counter) -> None:
