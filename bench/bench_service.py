@@ -762,7 +762,7 @@ def print_table(results: dict[str, Any]) -> None:
         "server",
         "srv-st",
     )
-    widths = (7, 8, 11, 8, 9, 9, 9, 8, 8, 8, 8, 8)
+    widths = (7, 8, 11, 8, 10, 10, 10, 10, 8, 8, 10, 8)
     print("".join(f"{c:>{w}}" for c, w in zip(cols, widths, strict=True)))
     for mode in ("rerank_off", "rerank_on"):
         for level, r in results.get(mode, {}).items():
