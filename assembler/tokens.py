@@ -6,6 +6,7 @@ encoding it targets) and passes it in, so ``assemble`` stays pure and cheap to c
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 # Python's str.split() also splits on these ASCII separators, which tiktoken's pre-tokenizer does
 # not treat as whitespace; they are replaced by a letter before counting words (see lower_bound).
 _NON_UNICODE_SPACES = str.maketrans({"\x1c": "x", "\x1d": "x", "\x1e": "x", "\x1f": "x"})
+# o200k keeps line breaks inside a punctuation piece when "/" follows them (see word_lower_bound).
+_BREAKS_BEFORE_SLASH = re.compile(r"[\r\n]+/")
 
 
 class TokenCounter(Protocol):
@@ -95,14 +98,16 @@ _PREFIX_CHARS_PER_WORD = 8
 def ascii_gap_bound(text: str, *, end: int) -> int:
     """A lower bound on the tiktoken count of ASCII ``text`` from ``text[:end]``, in C loops.
 
-    Each run of whitespace between two non-whitespace characters starts a new piece (see
-    :func:`word_lower_bound`), so ``count >= interior runs + 1``. A stretch of ``k`` spaces
-    holds ``k // 2`` non-overlapping double spaces, so ``spaces - 2 * doubles`` counts the
-    stretches of odd length; a run with ``m`` other whitespace characters has at most
-    ``m + 1`` stretches, so ``spaces - 2 * doubles - others`` never exceeds the number of
-    runs. A leading and a trailing run may not be interior, hence the ``- 1`` (two runs
-    lost, one piece gained). A prefix's interior runs are the text's. No strings are built,
-    unlike ``split``.
+    Every tiktoken pattern puts a space inside a piece only at the piece's start or in a
+    piece of whitespace alone, so a run of whitespace that holds a space, between two
+    non-whitespace characters, separates two pieces: ``count >= such runs + 1``. A stretch of
+    ``k`` spaces holds ``k // 2`` non-overlapping double spaces, so ``spaces - 2 * doubles``
+    counts the stretches of odd length; a run with ``m`` other whitespace characters has at
+    most ``m + 1`` stretches, so each run adds at most 1 to ``spaces - 2 * doubles -
+    others``, and a run without a space adds nothing (line breaks alone may sit inside an
+    o200k piece, see :func:`word_lower_bound`). A leading and a trailing run may not be
+    interior, hence the ``- 1`` (two runs lost, one piece gained). A prefix's interior runs
+    are the text's. No strings are built, unlike ``split``.
 
     Args:
         text: ASCII text (the caller checks ``isascii()``).
@@ -122,8 +127,11 @@ def word_lower_bound(text: str, *, enough: int) -> int:
 
     Every tiktoken encoding (gpt2 to o200k_base) first splits text with a regex whose pieces hold
     whitespace only at their start or end, and a token never spans two pieces; so each word
-    (a maximal run of non-whitespace) starts at least one piece and one token. Counting stops
-    once ``enough + 1`` words are seen, which keeps this cheap when ``enough`` is small.
+    (a maximal run of non-whitespace) starts at least one piece and one token. One exception:
+    o200k's punctuation pieces run on over line breaks into ``/`` (``[\\r\\n/]*``: ``".\\n//"``
+    is one token), so line breaks right before a ``/`` are not taken as a word boundary.
+    Counting stops once ``enough + 1`` words are seen, which keeps this cheap when ``enough``
+    is small.
 
     Args:
         text: The text to bound.
@@ -138,6 +146,8 @@ def word_lower_bound(text: str, *, enough: int) -> int:
             return bound
     if "\x1c" in text or "\x1d" in text or "\x1e" in text or "\x1f" in text:
         text = text.translate(_NON_UNICODE_SPACES)
+    if "\n/" in text or "\r/" in text:
+        text = _BREAKS_BEFORE_SLASH.sub("/", text)
     # split() stops after ``enough`` splits: the pieces are disjoint and each holds at least
     # one word, so their number is a lower bound on the words, exact up to ``enough + 1``.
     return len(text.split(None, max(enough, 0)))

@@ -230,3 +230,13 @@ def test_citation_numbers_wider_than_three_digits_are_counted_exactly(counter) -
     result = pack(candidates, counter, budget=400)
     assert len(result.items) > 3
     assert result.tokens == counter.count(result.context) <= 400
+
+
+def test_a_chunk_that_fits_is_packed_when_o200k_runs_on_over_line_breaks(o200k) -> None:
+    # o200k counts ".\n//\n//" as one token while it has three words: the word bound must not
+    # refuse a chunk of them that fits exactly.
+    text = "x" + ".\n//\n//" * 200
+    needed = pack([candidate("c", text=text)], o200k, budget=100_000).tokens
+    result = pack([candidate("c", text=text)], o200k, budget=needed)
+    assert packed_ids(result) == ["c"]
+    assert result.tokens == o200k.count(result.context) == needed

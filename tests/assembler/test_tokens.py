@@ -43,7 +43,17 @@ def test_ascii_gap_bound_never_exceeds_the_tiktoken_count(
     bound = ascii_gap_bound(text, end=end)
     assert bound <= counter.count(text)
     assert bound <= o200k.count(text)
-    assert word_lower_bound(text, enough=enough) <= counter.count(text)
+    words = word_lower_bound(text, enough=enough)
+    assert words <= counter.count(text)
+    assert words <= o200k.count(text)
+
+
+@pytest.mark.parametrize("text", [".\n//\n//", "/\n//", "x.\r\n/a \n/b", "a.\n\n/" * 30])
+def test_word_bound_where_o200k_runs_on_over_line_breaks(counter, o200k, text) -> None:
+    # o200k's punctuation pieces take line breaks and "/" along: ".\n//\n//" is one token.
+    for enough in (0, 1, 5, 100):
+        assert word_lower_bound(text, enough=enough) <= o200k.count(text)
+        assert word_lower_bound(text, enough=enough) <= counter.count(text)
 
 
 def test_ascii_gap_bound_is_tight_on_prose() -> None:
