@@ -288,10 +288,19 @@ def _session(url: str, key: str, connections: int) -> Any:
 
 
 async def _timed_post(session: Any, body: dict[str, Any]) -> Sample:
-    """POST one context request; the clock stops when the whole body is in (parsing excluded)."""
+    """POST one context request; the clock stops when the whole body is in (parsing excluded).
+
+    A transport failure (connection reset, timeout) is a sample with status 0: an error that
+    the run counts, not one that ends it.
+    """
+    import aiohttp
+
     t0 = time.perf_counter()
-    async with session.post("/v1/context", json=body) as r:
-        data = await r.read()
+    try:
+        async with session.post("/v1/context", json=body) as r:
+            data = await r.read()
+    except (aiohttp.ClientError, TimeoutError):
+        return Sample((time.perf_counter() - t0) * 1000, 0)
     ms = (time.perf_counter() - t0) * 1000
     if r.status != 200:
         return Sample(ms, r.status)
