@@ -14,6 +14,7 @@ threshold. The method works without vectors.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from assembler.policy_schema import Dedupe
@@ -21,15 +22,20 @@ from assembler.policy_schema import Dedupe
 Shingles = frozenset[tuple[str, ...]]
 
 
+def _runs(text: str, size: int) -> Iterable[tuple[str, ...]]:
+    """The ``size``-word runs of ``text``, lower-cased; a shorter text is one run."""
+    words = text.lower().split()
+    if len(words) < size:
+        return (tuple(words),) if words else ()
+    return zip(*(words[start:] for start in range(size)), strict=False)
+
+
 def shingles(text: str, size: int) -> Shingles:
     """The set of ``size``-word shingles of ``text`` (lower-cased, split on whitespace).
 
     A text shorter than ``size`` words is one shingle, so short identical texts still match.
     """
-    words = text.lower().split()
-    if len(words) < size:
-        return frozenset([tuple(words)]) if words else frozenset()
-    return frozenset(zip(*(words[start:] for start in range(size)), strict=False))
+    return frozenset(_runs(text, size))
 
 
 def overlap(first: Shingles, second: Shingles) -> float:
@@ -90,11 +96,7 @@ class DuplicateIndex:
         """The shingles of ``text`` under this policy (empty when dedupe is off)."""
         if not self.rule.enabled:
             return frozenset()
-        size = self.rule.shingle_words
-        words = text.lower().split()
-        if len(words) < size:  # as in shingles(): a short text is one shingle
-            return frozenset([hash(tuple(words))]) if words else frozenset()
-        return frozenset(map(hash, zip(*(words[start:] for start in range(size)), strict=False)))
+        return frozenset(map(hash, _runs(text, self.rule.shingle_words)))
 
     def find(self, mine: Signature, vector: tuple[float, ...] | None) -> DuplicateHit | None:
         """Return the packed chunk that a new chunk duplicates best, or None.

@@ -10,7 +10,7 @@ forge (see ``assembler.render``).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from assembler.policy_schema import Injection
 
@@ -28,29 +28,23 @@ _FILLER = (
 
 @dataclass(frozen=True, slots=True)
 class _Detector:
-    """A regex with a cheap guard: the regex can only match where one of ``keywords`` occurs.
+    """A regex with a cheap guard: the regex can only match where one of its keywords occurs.
 
-    A keyword that starts with a space stands for any whitespace character (the regexes
-    write ``\\s``), so a tab or a line break before it cannot slip past the guard.
+    ``after_whitespace`` keywords count only right after a whitespace character (the regex
+    writes ``\\s`` before them), whatever that character is: a tab or a line break cannot slip
+    past the guard.
     """
 
     name: str
     keywords: tuple[str, ...]
     regex: re.Pattern[str]  # searched in the lower-cased text
-    _plain: tuple[str, ...] = field(init=False)
-    _after_space: tuple[str, ...] = field(init=False)
-
-    def __post_init__(self) -> None:
-        plain = tuple(word for word in self.keywords if not word.startswith(" "))
-        spaced = tuple(word[1:] for word in self.keywords if word.startswith(" "))
-        object.__setattr__(self, "_plain", plain)
-        object.__setattr__(self, "_after_space", spaced)
+    after_whitespace: tuple[str, ...] = ()
 
     def could_match(self, lowered: str) -> bool:
         """Whether the guard lets the regex run on ``lowered`` (never False where it matches)."""
-        if any(map(lowered.__contains__, self._plain)):  # one C loop over the keywords
+        if any(map(lowered.__contains__, self.keywords)):  # one C loop over the keywords
             return True
-        return any(_after_whitespace(lowered, word) for word in self._after_space)
+        return any(_after_whitespace(lowered, word) for word in self.after_whitespace)
 
 
 def _after_whitespace(text: str, word: str) -> bool:
@@ -84,11 +78,12 @@ _DETECTORS = (
     ),
     _Detector(
         "addresses_the_model",
-        (" ai", "assistant", "llm", "language model", "chatbot"),
+        ("assistant", "llm", "language model", "chatbot"),
         re.compile(
             r"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+|any\s+)?"
             r"(?:ai|assistant|llm|language model|chatbot)\b"
         ),
+        after_whitespace=("ai",),
     ),
     _Detector(
         "persona_switch",

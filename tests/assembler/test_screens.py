@@ -67,7 +67,12 @@ def test_whitespace_variants_do_not_slip_past_the_guards(detector: str, text: st
 
 # Words of every detector, and every kind of whitespace the regexes' \s accepts.
 _PIECES = sorted(
-    {word for detector in _DETECTORS for keyword in detector.keywords for word in keyword.split()}
+    {
+        word
+        for detector in _DETECTORS
+        for keyword in (*detector.keywords, *detector.after_whitespace)
+        for word in keyword.split()
+    }
     | {
         "note",
         "to",
