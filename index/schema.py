@@ -38,6 +38,19 @@ PUBLIC_GROUP = "public"
 
 SCHEMA_VERSION = 1
 
+BODY_TOKEN_ENCODINGS = ("cl100k_base", "o200k_base")
+"""Encodings whose token counts of a chunk's rendered body the payload's ``body_tokens`` holds."""
+
+
+def rendered_body(text: str) -> str:
+    """A chunk's text as a context renders it: without outer whitespace, ending with a newline.
+
+    The payload's ``body_tokens`` counts this string, so that the assembler packs a chunk
+    without counting it again (``assembler.render.body`` is this function).
+    """
+    return text.strip() + "\n"
+
+
 _POINT_NAMESPACE = uuid.UUID("6b0f3a52-5d1e-4c39-9a57-1b8e3f2d7c10")
 _COLLECTION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 

@@ -28,6 +28,7 @@ from llama_index.core.node_parser import MarkdownNodeParser, SentenceSplitter
 from llama_index.core.schema import MetadataMode, TextNode
 
 from index.errors import InvalidInputError
+from index.schema import BODY_TOKEN_ENCODINGS, rendered_body
 from ingest.text_spans import halve, match_at, skip_space, split_sentences, strip_span
 from ingest.types import Chunk, Document
 
@@ -157,6 +158,8 @@ class Chunker:
                 value=params.encoding,
             ) from err
         self.params = params
+        # The assembler packs with these counts instead of counting each candidate per request.
+        self._body_encodings = {name: tiktoken.get_encoding(name) for name in BODY_TOKEN_ENCODINGS}
         self._model = (
             _ModelLimit(max_model_tokens, model_token_count)
             if max_model_tokens is not None and model_token_count is not None
@@ -173,6 +176,11 @@ class Chunker:
     def count_tokens(self, text: str) -> int:
         """tiktoken tokens of ``text`` in the chunker's encoding (special tokens as plain text)."""
         return len(self._encoding.encode_ordinary(text))
+
+    def body_tokens(self, text: str) -> dict[str, int]:
+        """Token counts of ``text`` as a context renders it, per ``BODY_TOKEN_ENCODINGS``."""
+        body = rendered_body(text)
+        return {name: len(enc.encode_ordinary(body)) for name, enc in self._body_encodings.items()}
 
     def chunk(self, doc: Document) -> list[Chunk]:
         """Split ``doc`` into chunks, in document order.
@@ -205,6 +213,7 @@ class Chunker:
                 tokens=tokens,
                 section=piece.section,
                 embed_text=embed,
+                body_tokens=self.body_tokens(text[piece.start : piece.end]),
             )
             for i, (piece, embed, tokens) in enumerate(fitted)
         ]

@@ -476,6 +476,7 @@ def _payload(pending: _Pending, chunk: Chunk) -> dict[str, Any]:
         "char_start": chunk.char_start,
         "char_end": chunk.char_end,
         "tokens": chunk.tokens,
+        "body_tokens": dict(chunk.body_tokens),
         "text": chunk.text,
     }
 

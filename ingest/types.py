@@ -72,7 +72,9 @@ class Chunk:
     Invariant: ``document.text[char_start:char_end] == text``. ``section`` is the heading path
     (outermost first). ``tokens`` counts ``embed_text`` with the chunker's tiktoken encoding.
     ``embed_text`` is what the encoders see: the chunk prefixed with its document title and
-    section path, so a chunk keeps the context its headings give it.
+    section path, so a chunk keeps the context its headings give it. ``body_tokens`` counts
+    the text as a context renders it (``index.schema.rendered_body``) in each of
+    ``index.schema.BODY_TOKEN_ENCODINGS``, for the assembler.
     """
 
     doc_id: str
@@ -83,6 +85,7 @@ class Chunk:
     tokens: int
     section: tuple[str, ...] = ()
     embed_text: str = ""
+    body_tokens: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -243,6 +243,17 @@ def _rerank_text(c: Candidate) -> str:
     return f"{c.title}\n{c.text}" if c.title and not c.text.startswith(c.title) else c.text
 
 
+def _body_tokens(raw: object) -> dict[str, int]:
+    """The payload's ``body_tokens`` as written by ingest; anything else counts as absent."""
+    if not isinstance(raw, dict):
+        return {}
+    return {
+        name: count
+        for name, count in raw.items()
+        if isinstance(name, str) and type(count) is int and count >= 0
+    }
+
+
 def candidate_from_point(
     point: StoredPoint, *, stages: Mapping[Stage, StageHit], score: float
 ) -> Candidate:
@@ -264,6 +275,7 @@ def candidate_from_point(
         char_start=int(p.get("char_start", 0)),
         char_end=int(p.get("char_end", 0)),
         tokens=int(p.get("tokens", 0)),
+        body_tokens=_body_tokens(p.get("body_tokens")),
         groups=tuple(p.get("groups") or ()),
         tags=tuple(p.get("tags") or ()),
         updated_at=datetime.fromisoformat(updated) if isinstance(updated, str) else None,

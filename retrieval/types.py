@@ -47,6 +47,12 @@ class Candidate:
     ``stages`` maps each stage the chunk went through to its rank and score there; a stage the
     chunk did not appear in is absent (test with ``.get(stage) is None``). ``score`` and
     ``score_kind`` are the final score retrieval ranked it by.
+
+    ``tokens`` counts the chunk's embedded text (title and headings included) in the chunking
+    encoding. ``body_tokens`` maps tiktoken encoding names to the exact count of
+    ``index.schema.rendered_body(text)``, taken at ingestion: the assembler packs with these
+    instead of counting every candidate again. Leave it empty when unsure: a count that is
+    wrong, yet plausible, would let a context run over its budget.
     """
 
     chunk_id: str
@@ -63,6 +69,7 @@ class Candidate:
     char_start: int = 0
     char_end: int = 0
     tokens: int = 0
+    body_tokens: Mapping[str, int] = field(default_factory=dict)
     groups: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     updated_at: datetime | None = None

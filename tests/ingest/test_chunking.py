@@ -67,6 +67,10 @@ def check_invariants(document: Document, chunks: list[Chunk], chunker: Chunker) 
         assert c.char_start >= previous_start
         previous_start = c.char_start
         assert c.tokens == chunker.count_tokens(c.embed_text)
+        assert c.body_tokens == {  # the assembler packs with these, uncounted
+            name: len(tiktoken.get_encoding(name).encode_ordinary(c.text.strip() + "\n"))
+            for name in ("cl100k_base", "o200k_base")
+        }
         assert c.tokens <= chunker.params.chunk_tokens
         assert c.embed_text.endswith(c.text)
         assert c.doc_id == document.doc_id

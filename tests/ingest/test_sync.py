@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tiktoken
 
 from index.edge import EdgeStore
 from index.errors import InvalidInputError
@@ -253,5 +254,10 @@ def test_payload_carries_the_schema(
     assert p["source"] == "src" and p["path"].endswith("doc0.md")
     assert p["updated_at"].startswith("2026-01-01")
     assert p["chunk_count"] >= 1 and p["tokens"] <= 64
+    body = p["text"].strip() + "\n"
+    assert p["body_tokens"] == {
+        name: len(tiktoken.get_encoding(name).encode_ordinary(body))
+        for name in ("cl100k_base", "o200k_base")
+    }
     assert isinstance(p["section"], list)
     assert os.path.basename(p["path"]) == "doc0.md"

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tiktoken
 
 from index.errors import InvalidInputError, UnknownCollectionError
-from index.schema import Filter
+from index.schema import BODY_TOKEN_ENCODINGS, Filter, rendered_body
 from ingest import Chunker, ChunkingParams, SourceSpec, sync
 from retrieval import (
     Candidate,
@@ -452,6 +453,11 @@ def test_candidates_carry_the_payload_sync_wrote(corpus: Corpus) -> None:
     assert top.updated_at == datetime(2026, 3, 30, tzinfo=UTC)
     assert "X-Relay-Signature" in top.text
     assert top.tokens > 0
+    # the body counts come back as ints from both backends, so the assembler can use them
+    assert top.body_tokens == {
+        name: len(tiktoken.get_encoding(name).encode_ordinary(rendered_body(top.text)))
+        for name in BODY_TOKEN_ENCODINGS
+    }
 
 
 # -- the second lock ------------------------------------------------------------------------
