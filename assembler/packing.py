@@ -2,12 +2,12 @@
 
 Candidates come in value order (pins first). For each one the packer asks, cheapest first:
 is its score below the policy's threshold for its kind; is its source or document at its cap;
-can it fit at all (a word-count lower bound, no exact count); does it look like an injection
-(rule 4); does it repeat a packed chunk (rule 5); and finally its exact cost. A chunk that
-does not fit is skipped, and smaller ones below it still get their turn. Rules 4 and 5 run
-here, on the chunks that could still fit, because that is where they decide anything:
-screening 200 chunks up front costs more than the rest of the call, and a chunk that cannot
-fit is left out as ``over_budget`` either way.
+can its body fit (the count stored at ingestion, else a word-count lower bound, then the exact
+count); can its frame fit (a lower bound); does it look like an injection (rule 4); what is its
+exact cost; and does it repeat a packed chunk (rule 5). A chunk that does not fit is skipped,
+and smaller ones below it still get their turn. Rules 4 and 5 run here, on the chunks that
+fit, because that is where they decide anything: screening 200 chunks up front costs more than
+the rest of the call, and a chunk that cannot fit is left out as ``over_budget`` either way.
 """
 
 from __future__ import annotations
@@ -23,10 +23,13 @@ from assembler.rules.dedupe import DuplicateIndex, Signature
 from assembler.rules.injection import injection_signals
 from assembler.rules.match import any_glob
 from assembler.tokens import TokenCounter, joins_cleanly
-from assembler.types import ContextItem, Dropped, DropReason, InjectionAction
+from assembler.types import CitationFormat, ContextItem, Dropped, DropReason, InjectionAction
 from retrieval.types import Candidate
 
 INJECTION_FLAG = "injection_suspect"
+# English prose averages ~4 characters a token in cl100k and o200k; a stored count implying
+# more than this many is not trusted (the body is counted instead).
+PLAUSIBLE_CHARS_PER_TOKEN = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,33 @@ class Costing:
         placeholder = self.short(self.placeholder)
         return per_item * sum(self.short(str(item.citation)) - placeholder for item in items)
 
+    def stored_body(self, candidate: Candidate, text: str) -> int | None:
+        """The body's count as ingestion stored it, where it holds for ``text`` and is plausible.
+
+        It holds when ``text`` is the candidate's own (not trimmed, not merged) and rendering
+        leaves it as it is (no delimiter look-alike to escape). Plausible: at most the body's
+        UTF-8 length (a token is at least one byte) and at least one token per
+        ``PLAUSIBLE_CHARS_PER_TOKEN`` characters. That catches a count of some other text,
+        not an off-by-a-few (ingestion is the only writer of the counts); a text of unusually
+        long tokens fails it too, and is merely counted. None: count the body.
+        """
+        known = candidate.body_tokens.get(self.counter.name)
+        if known is None or text != candidate.text:
+            return None
+        if self.fmt is CitationFormat.XML and "<" in text and render.neutralize_xml(text) != text:
+            return None
+        size = len(text) if text.isascii() else len(text.encode())
+        if not (len(text) <= PLAUSIBLE_CHARS_PER_TOKEN * known and known <= size + 1):
+            return None  # the + 1: the body's line end
+        return known
+
+    def body(self, candidate: Candidate, text: str) -> int:
+        """The exact count of ``text`` as rendered: the stored count, or else counted."""
+        known = self.stored_body(candidate, text)
+        if known is not None:
+            return known
+        return self.counter.count(render.rendered_text(text, self.fmt))
+
     def pack(self, ranked: Ranked, text: str, flags: tuple[str, ...]) -> Packed:
         """Count every part of the chunk's rendering exactly."""
         item = provisional_item(ranked, text, flags)
@@ -141,7 +171,7 @@ class Costing:
             text=text,
             flags=flags,
             frame_tokens=self.frame_tokens(item, self.frame(item)),
-            body_tokens=self.counter.count(render.safe_body(item, self.fmt)),
+            body_tokens=self.body(ranked.candidate, text),
         )
 
 
@@ -290,18 +320,37 @@ class Packer:
     def offer(self, entry: Ranked, text: str, extra_flags: tuple[str, ...]) -> bool:
         """Pack ``text`` for ``entry`` if it passes the screens and fits; say whether it did."""
         remaining = self.remaining
-        # Most candidates end here once the budget is nearly full: the word bound (cheap,
-        # stops after remaining + 1 words) proves they cannot fit.
-        bound = (
-            0
-            if surely_fits(text, remaining)
-            else self.costing.counter.lower_bound(text, enough=remaining + 1)
-        )
+        costing = self.costing
+        # Most candidates end here once the budget is nearly full: the body's count stored at
+        # ingestion, or else the word bound (cheap, stops after remaining + 1 words), proves
+        # they cannot fit.
+        stored = costing.stored_body(entry.candidate, text)
+        if stored is not None:
+            bound = stored
+        elif surely_fits(text, remaining):
+            bound = 0
+        else:
+            bound = costing.counter.lower_bound(text, enough=remaining + 1)
         if bound > remaining:
-            self.drop(
-                entry, DropReason.OVER_BUDGET, f"needs at least {bound} tokens, {remaining} left"
-            )
-            return False
+            return self.refuse(entry, bound, remaining)
+        # The body's exact count comes before the screens: it is stored, or it costs less
+        # than they do, and most chunks that pass the word bound late in a fill do not fit.
+        body_tokens = costing.body(entry.candidate, text)
+        if body_tokens > remaining:
+            return self.refuse(entry, body_tokens, remaining)
+        item = provisional_item(entry, text, extra_flags)
+        frame = costing.frame(item)
+        # The frame's words next. The injection flag can only add to them (it adds a word, or
+        # joins an existing flags value without a space), so this bound holds for a flagged
+        # frame too and the screen runs only on chunks that can still fit.
+        header, line = frame
+        room = remaining - body_tokens
+        bound = body_tokens
+        if not surely_fits(header + line, room):  # the frame's count is at least the parts'
+            bound += costing.counter.lower_bound(header, enough=room + 1)
+            bound += costing.counter.lower_bound(line, enough=room + 1)
+        if bound > remaining:
+            return self.refuse(entry, bound, remaining)
         signals = self.admission.injection(text)
         flags = extra_flags
         if signals:
@@ -312,33 +361,27 @@ class Packer:
                 return False
             self.admission.screens.injection_flagged += 1
             flags = (INJECTION_FLAG, *extra_flags)
-        costing = self.costing
-        item = provisional_item(entry, text, flags)
-        frame = costing.frame(item)
-        # Exact counts are the expensive part of packing: bound the frame and the body by
-        # their words first, and count only what can still fit.
-        framing = "".join(frame)
-        if not surely_fits(text + framing, remaining):
-            bound += costing.counter.lower_bound(framing, enough=remaining + 1 - bound)
-        if bound > remaining:
-            self.drop(
-                entry, DropReason.OVER_BUDGET, f"needs at least {bound} tokens, {remaining} left"
-            )
+            item = provisional_item(entry, text, flags)
+            frame = costing.frame(item)
+        frame_tokens = costing.frame_tokens(item, frame)
+        cost = frame_tokens + body_tokens
+        if cost > remaining:
+            self.drop(entry, DropReason.OVER_BUDGET, f"needs {cost} tokens, {remaining} left")
             return False
+        # Last, the duplicate check: it costs the most, and only a chunk that fits needs it.
         vector = entry.candidate.dense_vector
         duplicate, shingles = self.admission.duplicate_of(text, vector, self.packed)
         if duplicate is not None:
             self.admission.screens.dedupe_dropped += 1
             self.drop(entry, DropReason.DUPLICATE, duplicate)
             return False
-        frame_tokens = costing.frame_tokens(item, frame)
-        body_tokens = costing.counter.count(render.safe_body(item, costing.fmt))
-        cost = frame_tokens + body_tokens
-        if cost > remaining:
-            self.drop(entry, DropReason.OVER_BUDGET, f"needs {cost} tokens, {remaining} left")
-            return False
         self.admission.duplicates.add(shingles, vector)
         self.packed.append(Packed(entry, text, flags, frame_tokens, body_tokens))
         self.caps.take(entry.candidate)
         self.remaining -= cost
         return True
+
+    def refuse(self, entry: Ranked, bound: int, remaining: int) -> bool:
+        """Drop ``entry`` as ``over_budget``: it needs at least ``bound`` tokens. Returns False."""
+        self.drop(entry, DropReason.OVER_BUDGET, f"needs at least {bound} tokens, {remaining} left")
+        return False

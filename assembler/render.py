@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from assembler.types import CitationFormat, ContextItem
+from index.schema import rendered_body
 
 _XML_LOOKALIKE = re.compile(r"<(?=\s*/?\s*(?:source|citations)\b)", re.IGNORECASE)
 _BACKTICK_RUNS = re.compile(r"`{3,}")
@@ -59,9 +60,7 @@ def markdown_fence(text: str) -> str:
     return "`" * (max(len(run) for run in _BACKTICK_RUNS.findall(text)) + 1)
 
 
-def body(text: str) -> str:
-    """The item's text as rendered: trimmed of outer whitespace, ending with a newline."""
-    return text.strip() + "\n"
+body = rendered_body  # the item's text as rendered: no outer whitespace, one line end
 
 
 def header(item: ContextItem, number: str, fmt: CitationFormat) -> str:
@@ -110,11 +109,16 @@ def footer(item: ContextItem, fmt: CitationFormat) -> str:
     return markdown_fence(item.text) + "\n"
 
 
-def safe_body(item: ContextItem, fmt: CitationFormat) -> str:
-    """The item's text as rendered inside its delimiters, with delimiter look-alikes escaped."""
+def rendered_text(text: str, fmt: CitationFormat) -> str:
+    """``text`` as rendered inside an item's delimiters, with delimiter look-alikes escaped."""
     if fmt is CitationFormat.XML:
-        return body(neutralize_xml(item.text))
-    return body(item.text)  # the fence is chosen longer than any backtick run in the text
+        return body(neutralize_xml(text))
+    return body(text)  # the fence is chosen longer than any backtick run in the text
+
+
+def safe_body(item: ContextItem, fmt: CitationFormat) -> str:
+    """The item's text as rendered inside its delimiters (see :func:`rendered_text`)."""
+    return rendered_text(item.text, fmt)
 
 
 def citation_line(item: ContextItem, number: str, fmt: CitationFormat) -> str:

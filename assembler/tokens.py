@@ -93,6 +93,8 @@ _ASCII_BREAKS = ("\n", "\t", "\r", "\x0b", "\x0c")
 # Prose averages about six characters a word: a prefix this many characters per word needed
 # usually settles the bound without reading the rest of the text.
 _PREFIX_CHARS_PER_WORD = 8
+# Up to this length the piece bound (two full passes) costs about what the word bound does.
+_PIECE_BOUND_CHARS = 400
 
 
 def ascii_gap_bound(text: str, *, end: int) -> int:
@@ -153,6 +155,36 @@ def word_lower_bound(text: str, *, enough: int) -> int:
     return len(text.split(None, max(enough, 0)))
 
 
+_ASCII = [chr(code) for code in range(128)]
+# Letters stay (as "a"), apostrophes go (see ascii_piece_bound), everything else separates.
+_LETTER_RUNS = str.maketrans(
+    {char: ("a" if char.isalpha() else None if char == "'" else " ") for char in _ASCII}
+)
+_DIGIT_RUNS = str.maketrans({char: (char if char.isdigit() else " ") for char in _ASCII})
+
+
+def ascii_piece_bound(text: str) -> int:
+    """A lower bound on the cl100k_base or o200k_base count of ASCII ``text``: its pieces.
+
+    Both encodings' pre-tokenizers put letters only in pieces of one letter run each (an
+    optional non-letter, non-digit character, then letters, in o200k maybe a contraction such
+    as ``'s`` after them) and digits only in pieces of one to three digits (``\\p{N}{1,3}``).
+    So, with apostrophes removed (which joins the runs that a contraction links), every
+    maximal run of letters starts at least one piece, and a run of ``n`` digits fills at least
+    ``ceil(n / 3)`` more; a token never spans two pieces. Tighter than the word count on text
+    dense in punctuation and numbers (citation headers: about half the count, against a sixth).
+    Not for other encodings (gpt2's pattern keeps whole digit runs together).
+
+    Args:
+        text: ASCII text (the caller checks ``isascii()``).
+
+    Returns:
+        A number never above the text's token count in cl100k_base or o200k_base.
+    """
+    letters = len(text.translate(_LETTER_RUNS).split())
+    return letters + sum((len(run) + 2) // 3 for run in text.translate(_DIGIT_RUNS).split())
+
+
 @dataclass(frozen=True, slots=True)
 class TiktokenCounter:
     """A ``TokenCounter`` over one tiktoken encoding. Build it with :func:`tiktoken_counter`."""
@@ -174,7 +206,14 @@ class TiktokenCounter:
         return len(self.encoding.encode_ordinary(text))
 
     def lower_bound(self, text: str, *, enough: int) -> int:
-        """Return a word-count lower bound on ``count(text)`` (see :func:`word_lower_bound`)."""
+        """Return a lower bound on ``count(text)``, cheap for ``text`` of many tokens.
+
+        Short ASCII text in cl100k or o200k: its pieces (:func:`ascii_piece_bound`, tight
+        on punctuation and numbers, as in citation headers); otherwise its words
+        (:func:`word_lower_bound`, which reads only as far as ``enough`` words need).
+        """
+        if len(text) <= _PIECE_BOUND_CHARS and text.isascii() and self.name in ADDITIVE_ENCODINGS:
+            return ascii_piece_bound(text)
         return word_lower_bound(text, enough=enough)
 
 

@@ -7,8 +7,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import tiktoken
+
 from assembler import ContextPack, Policy, assemble
 from assembler.tokens import TokenCounter
+from index.schema import BODY_TOKEN_ENCODINGS, rendered_body
 from retrieval.types import Candidate, ScoreKind
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
@@ -44,6 +47,14 @@ def candidate(
         updated_at=updated,
         **fields,
     )
+
+
+def stored(text: str) -> dict[str, int]:
+    """The body counts ingestion stores with a chunk (see ``Chunker.body_tokens``)."""
+    return {
+        name: len(tiktoken.get_encoding(name).encode_ordinary(rendered_body(text)))
+        for name in BODY_TOKEN_ENCODINGS
+    }
 
 
 def policy(**sections: Any) -> Policy:

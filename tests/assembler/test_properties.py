@@ -20,7 +20,7 @@ from assembler.rules.dedupe import cosines, overlap, shingles
 from assembler.rules.exclude import exclusion
 from assembler.rules.freshness import judge_freshness
 from retrieval.types import Candidate, ScoreKind
-from tests.assembler.builders import NOW, pack, policy, xml_blocks
+from tests.assembler.builders import NOW, pack, policy, stored, xml_blocks
 
 # A small vocabulary makes duplicates and shared shingles likely; the odd strings probe the
 # renderer and the token accounting (delimiter look-alikes, backticks, leading slashes,
@@ -94,6 +94,8 @@ def candidates_strategy(draw: st.DrawFn) -> list[Candidate]:
                 tags=tuple(draw(st.sets(st.sampled_from(["faq", "draft", "release-notes"])))),
                 updated_at=None if days is None else NOW - timedelta(days=days),
                 dense_vector=vector,
+                # as ingestion stores them, or absent (candidates from elsewhere)
+                body_tokens=stored(text) if draw(st.booleans()) else {},
             )
         )
     if result and draw(st.booleans()):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from assembler.tokens import (
+    TiktokenCounter,
     ascii_gap_bound,
+    ascii_piece_bound,
     joins_cleanly,
     tiktoken_counter,
     word_lower_bound,
@@ -46,6 +50,63 @@ def test_ascii_gap_bound_never_exceeds_the_tiktoken_count(
     words = word_lower_bound(text, enough=enough)
     assert words <= counter.count(text)
     assert words <= o200k.count(text)
+
+
+# Letters, digit runs, contractions (o200k keeps "'s" with its word), camelCase, punctuation
+# next to letters and digits, and the parts of a citation header.
+piece_text = st.lists(
+    st.sampled_from(
+        [
+            *"aZ09 .,-_'\"=<>/&;:#()[]\n\t",
+            "'s",
+            "'ll",
+            "'RE",
+            "it's",
+            "don't",
+            "camelCase",
+            "HTTPServer",
+            "1234567",
+            "v3.14",
+            "2025-09-12",
+            '="',
+            '">\n',
+            "&gt;",
+            "doc-000.md",
+        ]
+    ),
+    max_size=120,
+).map("".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(piece_text, st.integers(min_value=0, max_value=400))
+def test_ascii_piece_bound_never_exceeds_the_tiktoken_count(counter, o200k, text, enough) -> None:
+    # The bound the packer refuses a chunk by its citation header with (cl100k and o200k only).
+    assert ascii_piece_bound(text) <= counter.count(text)
+    assert ascii_piece_bound(text) <= o200k.count(text)
+    assert counter.lower_bound(text, enough=enough) <= counter.count(text)
+    assert o200k.lower_bound(text, enough=enough) <= o200k.count(text)
+
+
+def test_ascii_piece_bound_is_tight_on_citation_headers(counter) -> None:
+    header = (
+        '<source id="12" title="Release notes" section="Queues &gt; Retention" '
+        'source="acme/release-notes" path="acme/release-notes/v4.2.md" updated="2025-09-12">\n'
+    )
+    words = word_lower_bound(header, enough=1000)
+    pieces = ascii_piece_bound(header)
+    assert words <= 10 < 25 <= pieces <= counter.count(header)
+    assert counter.lower_bound(header, enough=1000) == pieces
+
+
+def test_lower_bound_of_other_encodings_stays_the_word_bound() -> None:
+    # gpt2/r50k keep a run of digits in one piece, so the piece bound does not hold for them.
+    # Their BPE files are not on this offline machine: a stand-in carries only the name, which
+    # is all that lower_bound reads.
+    r50k = TiktokenCounter(SimpleNamespace(name="r50k_base"))  # type: ignore[arg-type]
+    text = "12345678901234567890 1234567890"
+    assert r50k.lower_bound(text, enough=100) == word_lower_bound(text, enough=100) == 2
+    assert ascii_piece_bound(text) == 11
 
 
 @pytest.mark.parametrize("text", [".\n//\n//", "/\n//", "x.\r\n/a \n/b", "a.\n\n/" * 30])
