@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from time import perf_counter
 
 from assembler import render
@@ -39,6 +40,7 @@ class Packed:
     ranked: Ranked
     text: str
     flags: tuple[str, ...]
+    frame: tuple[str, str]  # header and citation line, numbered with the placeholder
     frame_tokens: int  # header, closing delimiter and citation line
     body_tokens: int  # the text as rendered
 
@@ -62,25 +64,37 @@ class Screens:
     signals: dict[str, int] = field(default_factory=dict)
 
 
-def provisional_item(ranked: Ranked, text: str, flags: tuple[str, ...]) -> ContextItem:
-    """The item a chunk would become, before it has a citation number or a token count."""
-    candidate = ranked.candidate
-    return ContextItem(
-        citation=0,
-        chunk_id=candidate.chunk_id,
-        doc_id=candidate.doc_id,
-        source=candidate.source,
-        path=candidate.path,
-        title=candidate.title,
-        section=candidate.section,
-        text=text,
-        tokens=0,
-        score=ranked.score,
-        score_kind=ranked.score_kind,
-        updated_at=candidate.updated_at,
-        flags=flags,
-        chunk_ids=(candidate.chunk_id,),
-        pinned=ranked.pinned,
+@dataclass(slots=True)
+class Draft:
+    """What a chunk's frame shows, before the chunk is an item (see ``render.Framed``).
+
+    Built for every chunk that reaches the frame check, so it is a plain slotted class: a
+    ``ContextItem`` (frozen, 15 fields) builds several times slower.
+    """
+
+    # in the order a header shows them; the text sets a Markdown fence, the id stands in for
+    # a missing title
+    title: str
+    section: tuple[str, ...]
+    source: str
+    path: str
+    updated_at: datetime | None
+    flags: tuple[str, ...]
+    text: str
+    doc_id: str
+
+
+def draft(candidate: Candidate, text: str, flags: tuple[str, ...]) -> Draft:
+    """The frame's fields of ``candidate`` packed as ``text`` with ``flags``."""
+    return Draft(
+        candidate.title,
+        candidate.section,
+        candidate.source,
+        candidate.path,
+        candidate.updated_at,
+        flags,
+        text,
+        candidate.doc_id,
     )
 
 
@@ -89,6 +103,7 @@ class Costing:
 
     def __init__(self, counter: TokenCounter, policy: Policy, placeholder: str) -> None:
         self.counter = counter
+        self.encoding = counter.name  # the key of the stored body counts
         self.fmt = policy.citations.format
         self.with_list = policy.citations.include_list
         self.placeholder = placeholder
@@ -108,12 +123,12 @@ class Costing:
         opening, closing = render.list_frame(self.fmt)
         return self.short(opening) + self.short(closing)
 
-    def frame(self, item: ContextItem) -> tuple[str, str]:
+    def frame(self, item: render.Framed) -> tuple[str, str]:
         """The item's header and citation line (the number as a placeholder; "" without list)."""
         line = render.citation_line(item, self.placeholder, self.fmt) if self.with_list else ""
         return render.header(item, self.placeholder, self.fmt), line
 
-    def frame_tokens(self, item: ContextItem, frame: tuple[str, str]) -> int:
+    def frame_tokens(self, item: render.Framed, frame: tuple[str, str]) -> int:
         """The exact count of the item's header, footer and citation line, each on its own.
 
         The header and the line are counted in one call where their join is clean (their
@@ -146,7 +161,7 @@ class Costing:
         not an off-by-a-few (ingestion is the only writer of the counts); a text of unusually
         long tokens fails it too, and is merely counted. None: count the body.
         """
-        known = candidate.body_tokens.get(self.counter.name)
+        known = candidate.body_tokens.get(self.encoding)
         if known is None or text != candidate.text:
             return None
         if self.fmt is CitationFormat.XML and "<" in text and render.neutralize_xml(text) != text:
@@ -165,12 +180,14 @@ class Costing:
 
     def pack(self, ranked: Ranked, text: str, flags: tuple[str, ...]) -> Packed:
         """Count every part of the chunk's rendering exactly."""
-        item = provisional_item(ranked, text, flags)
+        item = draft(ranked.candidate, text, flags)
+        frame = self.frame(item)
         return Packed(
             ranked=ranked,
             text=text,
             flags=flags,
-            frame_tokens=self.frame_tokens(item, self.frame(item)),
+            frame=frame,
+            frame_tokens=self.frame_tokens(item, frame),
             body_tokens=self.body(ranked.candidate, text),
         )
 
@@ -338,7 +355,7 @@ class Packer:
         body_tokens = costing.body(entry.candidate, text)
         if body_tokens > remaining:
             return self.refuse(entry, body_tokens, remaining)
-        item = provisional_item(entry, text, extra_flags)
+        item = draft(entry.candidate, text, extra_flags)
         frame = costing.frame(item)
         # The frame's words next. The injection flag can only add to them (it adds a word, or
         # joins an existing flags value without a space), so this bound holds for a flagged
@@ -361,7 +378,7 @@ class Packer:
                 return False
             self.admission.screens.injection_flagged += 1
             flags = (INJECTION_FLAG, *extra_flags)
-            item = provisional_item(entry, text, flags)
+            item = draft(entry.candidate, text, flags)
             frame = costing.frame(item)
         frame_tokens = costing.frame_tokens(item, frame)
         cost = frame_tokens + body_tokens
@@ -376,12 +393,21 @@ class Packer:
             self.drop(entry, DropReason.DUPLICATE, duplicate)
             return False
         self.admission.duplicates.add(shingles, vector)
-        self.packed.append(Packed(entry, text, flags, frame_tokens, body_tokens))
+        self.packed.append(Packed(entry, text, flags, frame, frame_tokens, body_tokens))
         self.caps.take(entry.candidate)
         self.remaining -= cost
         return True
 
     def refuse(self, entry: Ranked, bound: int, remaining: int) -> bool:
-        """Drop ``entry`` as ``over_budget``: it needs at least ``bound`` tokens. Returns False."""
-        self.drop(entry, DropReason.OVER_BUDGET, f"needs at least {bound} tokens, {remaining} left")
+        """Drop ``entry`` as ``over_budget``: it needs at least ``bound`` tokens. Returns False.
+
+        The most frequent drop by far (most candidates, once the budget is nearly full), so it
+        records the drop itself rather than through :meth:`drop`.
+        """
+        candidate = entry.candidate
+        detail = f"needs at least {bound} tokens, {remaining} left"
+        self.dropped[entry.index] = Dropped(
+            candidate.chunk_id, candidate.doc_id, DropReason.OVER_BUDGET, detail
+        )
+        self.over_budget.append(entry)
         return False

@@ -200,8 +200,13 @@ def _render_within(
         groups = arrange(packed, policy.order)
         order_ms += (perf_counter() - started) * 1000
         items = _items(groups, costing)
+        single = len(items) == len(packed)  # nothing merged: the packing frames still hold
         parts, bodies = render.parts(
-            items, fmt=policy.citations.format, include_list=policy.citations.include_list
+            items,
+            fmt=policy.citations.format,
+            include_list=policy.citations.include_list,
+            frames=[group[0].frame for group in groups] if single else None,
+            placeholder=costing.placeholder,
         )
         context = "".join(parts)
         tokens = _tally(parts, bodies, items, packed, costing)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Protocol
 
 from assembler.types import CitationFormat, ContextItem
 from index.schema import rendered_body
@@ -63,7 +64,28 @@ def markdown_fence(text: str) -> str:
 body = rendered_body  # the item's text as rendered: no outer whitespace, one line end
 
 
-def header(item: ContextItem, number: str, fmt: CitationFormat) -> str:
+class Framed(Protocol):
+    """What an item's header, closing delimiter and citation line show (a ``ContextItem``)."""
+
+    @property
+    def doc_id(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def section(self) -> tuple[str, ...]: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def updated_at(self) -> datetime | None: ...
+    @property
+    def flags(self) -> tuple[str, ...]: ...
+
+
+def header(item: Framed, number: str, fmt: CitationFormat) -> str:
     """The opening delimiter and citation header of ``item`` (``number`` as it will print).
 
     Args:
@@ -87,7 +109,7 @@ def header(item: ContextItem, number: str, fmt: CitationFormat) -> str:
             ("updated", date),
             ("flags", flags),
         ]
-        shown = " ".join(f'{key}="{_attribute(value)}"' for key, value in attributes if value)
+        shown = " ".join([f'{key}="{_attribute(value)}"' for key, value in attributes if value])
         return f"<source {shown}>\n"
     title = _one_line(item.title) or item.doc_id
     first = f"[{number}] {title}" + (f" — {_one_line(section)}" if section else "")
@@ -97,12 +119,12 @@ def header(item: ContextItem, number: str, fmt: CitationFormat) -> str:
         ("updated", date),
         ("flags", flags),
     ]
-    second = " · ".join(f"{key}: {_one_line(value)}" for key, value in facts if value)
+    second = " · ".join([f"{key}: {_one_line(value)}" for key, value in facts if value])
     fence = markdown_fence(item.text)
     return f"{first}\n{second}\n{fence}\n" if second else f"{first}\n{fence}\n"
 
 
-def footer(item: ContextItem, fmt: CitationFormat) -> str:
+def footer(item: Framed, fmt: CitationFormat) -> str:
     """The closing delimiter of ``item``, ending with a newline."""
     if fmt is CitationFormat.XML:
         return XML_FOOTER
@@ -121,7 +143,7 @@ def safe_body(item: ContextItem, fmt: CitationFormat) -> str:
     return rendered_text(item.text, fmt)
 
 
-def citation_line(item: ContextItem, number: str, fmt: CitationFormat) -> str:
+def citation_line(item: Framed, number: str, fmt: CitationFormat) -> str:
     """The item's line in the citations list, ending with a newline."""
     parts = [_one_line(item.title) or item.doc_id]
     if item.section:
@@ -141,13 +163,40 @@ def list_frame(fmt: CitationFormat) -> tuple[str, str]:
     return MARKDOWN_LIST_OPEN, ""
 
 
+# Where the citation number starts in a header and in a citation line (see header and
+# citation_line): frames built with a placeholder number get the real one put there.
+_HEADER_NUMBER_AT = {CitationFormat.XML: len('<source id="'), CitationFormat.MARKDOWN: len("[")}
+_LINE_NUMBER_AT = len("[")
+
+
+def renumbered(part: str, at: int, placeholder: str, number: str) -> str:
+    """``part`` (a header or citation line) with ``number`` in place of ``placeholder``."""
+    if not part.startswith(placeholder, at):
+        msg = f"no citation number placeholder {placeholder!r} at {at} in {part[:40]!r}"
+        raise ValueError(msg)
+    return part[:at] + number + part[at + len(placeholder) :]
+
+
 def parts(
-    items: Sequence[ContextItem], *, fmt: CitationFormat, include_list: bool
+    items: Sequence[ContextItem],
+    *,
+    fmt: CitationFormat,
+    include_list: bool,
+    frames: Sequence[tuple[str, str]] | None = None,
+    placeholder: str = "",
 ) -> tuple[list[str], list[int]]:
     """The context's parts in order, and where each item's body is among them.
 
     ``"".join(parts)`` is the context (see :func:`render`). The bodies' positions let the
     assembler reuse the counts it took while packing instead of counting the bodies again.
+
+    Args:
+        items: The items in their final order, numbered 1..n.
+        fmt: The policy's ``citations.format``.
+        include_list: Whether to append the citations list.
+        frames: Per item, its header and citation line as built while packing, numbered
+            with ``placeholder``: they get the real numbers instead of being built again.
+        placeholder: The number the frames were built with.
 
     Returns:
         The parts (headers, bodies, footers, the citations list) and, per item, the position
@@ -157,16 +206,23 @@ def parts(
         return [], []
     out: list[str] = []
     bodies: list[int] = []
-    for item in items:
+    lines: list[str] = []
+    for index, item in enumerate(items):
         number = str(item.citation)
-        out.append(header(item, number, fmt))
+        if frames is None:
+            out.append(header(item, number, fmt))
+            if include_list:
+                lines.append(citation_line(item, number, fmt))
+        else:
+            head, line = frames[index]
+            out.append(renumbered(head, _HEADER_NUMBER_AT[fmt], placeholder, number))
+            if include_list:
+                lines.append(renumbered(line, _LINE_NUMBER_AT, placeholder, number))
         bodies.append(len(out))
         out += (safe_body(item, fmt), footer(item, fmt))
     if include_list:
         opening, closing = list_frame(fmt)
-        out.append(opening)
-        out.extend(citation_line(item, str(item.citation), fmt) for item in items)
-        out.append(closing)
+        out += (opening, *lines, closing)
     return out, bodies
 
 

@@ -39,9 +39,12 @@ class _Detector:
     keywords: tuple[str, ...]
     regex: re.Pattern[str]  # searched in the lower-cased text
     after_whitespace: tuple[str, ...] = ()
+    required: str = ""  # a string every match of the regex contains, if any
 
     def could_match(self, lowered: str) -> bool:
         """Whether the guard lets the regex run on ``lowered`` (never False where it matches)."""
+        if self.required not in lowered:
+            return False
         if any(map(lowered.__contains__, self.keywords)):  # one C loop over the keywords
             return True
         return any(_after_whitespace(lowered, word) for word in self.after_whitespace)
@@ -97,6 +100,7 @@ _DETECTORS = (
         "new_instructions",
         ("instructions",),
         re.compile(r"\b(?:new|updated|real|actual) (?:system )?instructions\s*:"),
+        required=":",
     ),
     _Detector(
         "role_marker",
@@ -114,6 +118,7 @@ _DETECTORS = (
             r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?![.\d])"
             r"|opacity\s*:\s*0(?![.\d])"
         ),
+        required=":",
     ),
 )
 

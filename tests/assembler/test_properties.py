@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from assembler import ContextPack, OrderMode, Policy
+from assembler.render import render
 from assembler.rules.dedupe import cosines, overlap, shingles
 from assembler.rules.exclude import exclusion
 from assembler.rules.freshness import judge_freshness
@@ -164,6 +165,11 @@ def test_budget_accounting_and_rules_hold(counter, case) -> None:
 
     # The budget holds for the full rendered context, counted by the caller's encoding.
     assert result.tokens == counter.count(result.context) <= budget
+    # The context is the rendering of its items (frames built while packing are reused).
+    citations = rules.citations
+    assert result.context == render(
+        result.items, fmt=citations.format, include_list=citations.include_list
+    )
 
     # Every input is packed or dropped, exactly once.
     packed = [chunk for item in result.items for chunk in item.chunk_ids]
