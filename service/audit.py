@@ -69,6 +69,19 @@ class AuditRecord:
         return out
 
 
+class _Text:
+    """An audit line's text, made only if a handler asks for the message: the JSON formatter
+    writes the ``audit`` dict itself, so the line is encoded once, by the log writer."""
+
+    __slots__ = ("line",)
+
+    def __init__(self, line: dict[str, Any]) -> None:
+        self.line = line
+
+    def __str__(self) -> str:
+        return json.dumps(self.line, ensure_ascii=False)
+
+
 def write(line: dict[str, Any]) -> None:
     """Emit one audit line (the record also rides along for the JSON log formatter)."""
-    audit_log.info("%s", json.dumps(line, ensure_ascii=False), extra={"audit": line})
+    audit_log.info("%s", _Text(line), extra={"audit": line})

@@ -59,20 +59,23 @@ def serve(
     from service.telemetry import configure_logging
 
     settings = load_settings(host=host, port=port)
-    configure_logging(json_logs=settings.log_json)
-    preflight(settings)
-    # One worker: the embedded store is owned by one process. Scale out with a Qdrant server
-    # (RAGCTX_QDRANT_URL) and several `ragctx serve` replicas behind a load balancer.
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        workers=1,
-        log_config=None,
-        access_log=False,
-        lifespan="on",
-        timeout_graceful_shutdown=30,
-    )
+    log_writer = configure_logging(json_logs=settings.log_json)
+    try:
+        preflight(settings)
+        # One worker: the embedded store is owned by one process. Scale out with a Qdrant
+        # server (RAGCTX_QDRANT_URL) and several `ragctx serve` replicas behind a load balancer.
+        uvicorn.run(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            workers=1,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=30,
+        )
+    finally:
+        log_writer.stop()  # writes the lines still queued
 
 
 @keys_app.command("add")

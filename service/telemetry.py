@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import logging.handlers
+import queue
 import secrets
 import sys
 from dataclasses import dataclass
@@ -186,16 +188,36 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, default=str, ensure_ascii=False)
 
 
-def configure_logging(*, json_logs: bool, level: int = logging.INFO) -> None:
-    """Send every log record to stderr, as JSON lines or as plain text (process-wide)."""
+class _Handoff(logging.handlers.QueueHandler):
+    """Puts records on the writer thread's queue as they are: formatting and the write to
+    stderr happen on that thread, not on the event loop. (The queue is in-process, so the
+    record needs none of the pickling preparation QueueHandler does by default.)"""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        """Return ``record`` unchanged."""
+        return record
+
+
+def configure_logging(
+    *, json_logs: bool, level: int = logging.INFO
+) -> logging.handlers.QueueListener:
+    """Send every log record to stderr, as JSON lines or as plain text (process-wide).
+
+    Records are written by a background thread; call ``stop()`` on the returned listener
+    before the process exits, which writes what is still queued.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         JsonFormatter() if json_logs else logging.Formatter("%(levelname)s %(name)s: %(message)s")
     )
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, handler)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_Handoff(records)]
     root.setLevel(level)
     # uvicorn's own loggers propagate to the root handler instead of printing their own way.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    listener.start()
+    return listener

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,9 +12,10 @@ import typer
 from typer.testing import CliRunner
 
 from index.errors import InvalidInputError
+from service import audit
 from service.auth import KeyRing, KeysFileError, add_key, hash_key, load_keys
 from service.cli_serve import register
-from service.telemetry import JsonFormatter
+from service.telemetry import JsonFormatter, configure_logging
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,3 +124,43 @@ def test_json_logs_are_one_object_per_line_and_audit_lines_stay_flat() -> None:
         "event": "audit",
         "status": 200,
     }
+
+
+@pytest.mark.parametrize("json_logs", [True, False])
+def test_logs_are_written_by_a_writer_thread_and_flushed_on_stop(
+    capsys: pytest.CaptureFixture[str], json_logs: bool
+) -> None:
+    # `ragctx serve` logs through a queue: the event loop only enqueues, a thread formats
+    # and writes; stop() writes what is still queued.
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    writers: list[str] = []
+
+    class Spy(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            writers.append(threading.current_thread().name)
+            return True
+
+    try:
+        listener = configure_logging(json_logs=json_logs)
+        listener.handlers[0].addFilter(Spy())
+        audit.write({"event": "audit", "status": 200, "doc_ids": ["ü"]})
+        logging.getLogger("ragctx.x").warning("hello %s", "you")
+        listener.stop()
+    finally:
+        root.handlers[:], level = saved
+        root.setLevel(level)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 2
+    assert writers and threading.main_thread().name not in writers
+    if json_logs:
+        assert json.loads(lines[0]) == {
+            "logger": "ragctx.audit",
+            "event": "audit",
+            "status": 200,
+            "doc_ids": ["ü"],
+        }
+        assert json.loads(lines[1])["message"] == "hello you"
+    else:
+        assert lines[0] == 'INFO ragctx.audit: {"event": "audit", "status": 200, "doc_ids": ["ü"]}'
+        assert lines[1] == "WARNING ragctx.x: hello you"
