@@ -357,9 +357,10 @@ class Packer:
             return self.refuse(entry, body_tokens, remaining)
         item = draft(entry.candidate, text, extra_flags)
         frame = costing.frame(item)
-        # The frame's words next. The injection flag can only add to them (it adds a word, or
-        # joins an existing flags value without a space), so this bound holds for a flagged
-        # frame too and the screen runs only on chunks that can still fit.
+        # The frame's lower bound next (its words, or its letter and digit runs). The injection
+        # flag only adds to both (a `flags="injection_suspect"` attribute, or that value put
+        # before existing flags with a comma), so the bound holds for a flagged frame too and
+        # the screen runs only on chunks that can still fit.
         header, line = frame
         room = remaining - body_tokens
         bound = body_tokens
