@@ -21,7 +21,7 @@ import pytest
 import tiktoken
 
 from index.errors import InvalidInputError, UnknownCollectionError
-from index.schema import BODY_TOKEN_ENCODINGS, Filter, rendered_body
+from index.schema import BODY_TOKEN_ENCODINGS, Filter, StoredPoint, rendered_body
 from ingest import Chunker, ChunkingParams, SourceSpec, sync
 from retrieval import (
     Candidate,
@@ -38,6 +38,7 @@ from retrieval import (
     fetch_documents,
     search,
 )
+from retrieval.hybrid import candidate_from_point
 from retrieval.rerank import combine
 
 COLLECTION = "docs"
@@ -679,3 +680,15 @@ def test_acting_reranker_in_fuse_mode_orders_by_combine(
     assert [c.score for c in got.candidates[:5]] == pytest.approx(scores)
     assert all(c.score_kind is ScoreKind.RRF for c in got.candidates)
     assert got.stages[Stage.RERANK].note == "mode=fuse"
+
+
+def test_body_counts_of_another_shape_count_as_absent() -> None:
+    # A payload written by something other than ingest (or an older ragctx): only whole,
+    # non-negative int counts per encoding name are taken; the assembler counts the rest.
+    def counts(raw: object) -> dict[str, int]:
+        point = StoredPoint(id="p", payload={"text": "x", "body_tokens": raw})
+        return dict(candidate_from_point(point, stages={}, score=0.0).body_tokens)
+
+    assert counts({"cl100k_base": 7, "o200k_base": 6}) == {"cl100k_base": 7, "o200k_base": 6}
+    assert counts({"cl100k_base": 7.0, "o200k_base": -1, "x": True, "y": "3"}) == {}
+    assert counts([7, 6]) == {} and counts(None) == {} and counts("7") == {}
