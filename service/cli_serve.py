@@ -6,8 +6,10 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
+from types import FrameType
 from typing import Annotated
 
 import typer
@@ -60,6 +62,10 @@ def serve(
 
     settings = load_settings(host=host, port=port)
     log_writer = configure_logging(json_logs=settings.log_json)
+    # uvicorn re-raises a SIGTERM it handled once it has shut down; by default that ends the
+    # process on the spot and the log lines still queued (its last ones) would be lost. As
+    # SystemExit it unwinds through the `finally` below, with the same exit status.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     try:
         preflight(settings)
         # One worker: the embedded store is owned by one process. Scale out with a Qdrant
@@ -76,6 +82,10 @@ def serve(
         )
     finally:
         log_writer.stop()  # writes the lines still queued
+
+
+def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
 
 
 @keys_app.command("add")

