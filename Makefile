@@ -51,7 +51,7 @@ fmt: install ## format the code
 test: install lint ## lint, then the fast test suite (real store, real models, real HTTP)
 	$(OFFLINE) $(THREADS) $(PY) -m pytest -q
 
-test-slow: install ## the slow, benchmark-sized tests
+test-slow: install ## the slow tests (the assembler invariants over many more inputs)
 	$(OFFLINE) $(THREADS) $(PY) -m pytest -q -m slow
 
 bench: install ## benchmarks: ingest, assembler, HTTP service; JSON under bench/results/

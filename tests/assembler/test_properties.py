@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -159,6 +160,28 @@ def run(
 @SETTINGS
 @given(inputs)
 def test_budget_accounting_and_rules_hold(counter, case) -> None:
+    check_invariants(counter, case)
+
+
+# `make test-slow`: the same invariants over many more generated inputs, in both encodings.
+DEEP = settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.mark.slow
+@DEEP
+@given(inputs)
+def test_budget_accounting_and_rules_hold_deep(counter, case) -> None:
+    check_invariants(counter, case)
+
+
+@pytest.mark.slow
+@DEEP
+@given(inputs)
+def test_budget_accounting_and_rules_hold_deep_in_o200k(o200k, case) -> None:
+    check_invariants(o200k, case)
+
+
+def check_invariants(counter, case) -> None:
     candidates, rules, budget, use_arg = case
     candidates, pinned = split_pins(candidates, rules, use_arg)
     result = run(candidates, rules, budget, pinned, counter)
