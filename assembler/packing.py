@@ -174,8 +174,10 @@ class Costing:
     def body(self, candidate: Candidate, text: str) -> int:
         """The exact count of ``text`` as rendered: the stored count, or else counted."""
         known = self.stored_body(candidate, text)
-        if known is not None:
-            return known
+        return self.count_body(text) if known is None else known
+
+    def count_body(self, text: str) -> int:
+        """Count ``text`` as rendered inside its delimiters."""
         return self.counter.count(render.rendered_text(text, self.fmt))
 
     def pack(self, ranked: Ranked, text: str, flags: tuple[str, ...]) -> Packed:
@@ -352,7 +354,7 @@ class Packer:
             return self.refuse(entry, bound, remaining)
         # The body's exact count comes before the screens: it is stored, or it costs less
         # than they do, and most chunks that pass the word bound late in a fill do not fit.
-        body_tokens = costing.body(entry.candidate, text)
+        body_tokens = costing.count_body(text) if stored is None else stored
         if body_tokens > remaining:
             return self.refuse(entry, body_tokens, remaining)
         item = draft(entry.candidate, text, extra_flags)
