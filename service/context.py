@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 
 from opentelemetry import trace
 from opentelemetry.trace import Span
-from pydantic import TypeAdapter
 
 from assembler import ContextPack, assemble
 from assembler.policy import LoadedPolicy
@@ -26,26 +25,13 @@ from retrieval.filters import Principal, SearchFilters
 from retrieval.hybrid import RetrievalParams, Retrieved, fetch_documents, search, validate_query
 from retrieval.rerank import RerankParams
 from retrieval.types import Candidate, Stage, StageHit
-from service.api.schemas import (
-    CandidateOut,
-    CitationOut,
-    ContextRequest,
-    ContextResponse,
-    DroppedOut,
-    HitOut,
-    ItemOut,
-    PolicyOut,
-    StageOut,
-    StepOut,
-    TraceOut,
-)
+from service.api.schemas import ContextRequest, ContextResponse
 from service.audit import AuditRecord
 from service.auth import ApiKey
 from service.errors import ForbiddenError
 from service.runtime import Runtime
 
 RETRIEVAL_STAGES = (Stage.DENSE, Stage.BM25, Stage.HYBRID, Stage.RERANK)
-_DROPPED = TypeAdapter(list[DroppedOut])
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,8 +251,11 @@ def _stage_spans(tracer: trace.Tracer, parent: Span, started_ns: int, retrieved:
     """Child spans for the retrieval stages, laid end to end from the measured timings.
 
     ``search`` runs both legs and the fusion as one engine call, so the ``hybrid`` span is that
-    call; ``dense`` and ``bm25`` are the query encodings.
+    call; ``dense`` and ``bm25`` are the query encodings. Under a parent that is not recorded
+    (no exporter) there is nothing to add.
     """
+    if not parent.is_recording():
+        return
     ctx = trace.set_span_in_context(parent)
     t = retrieved.timings_ms
     pieces = (
@@ -288,8 +277,8 @@ def _stage_spans(tracer: trace.Tracer, parent: Span, started_ns: int, retrieved:
         span.end(end_time=at)
 
 
-def _hits(stages: Mapping[Stage, StageHit]) -> dict[str, HitOut]:
-    return {s.value: HitOut(rank=h.rank, score=h.score) for s, h in stages.items()}
+def _hits(stages: Mapping[Stage, StageHit]) -> dict[str, dict[str, float]]:
+    return {s.value: {"rank": h.rank, "score": h.score} for s, h in stages.items()}
 
 
 def _response(
@@ -303,38 +292,51 @@ def _response(
     context_ms: float,
     queue_ms: float | None,
 ) -> ContextResponse:
+    """The answer, built as plain data and validated once.
+
+    pydantic-core validates the whole tree in one call, about 2.5x faster than building each
+    nested model in Python; the models stay the one definition of the answer's shape.
+    """
     debug = req.debug
-    by_chunk = {c.chunk_id: c for c in (*retrieved.candidates, *pinned)}
-    stages: dict[str, StageOut] = {}
+    by_chunk = {c.chunk_id: c for c in (*retrieved.candidates, *pinned)} if debug else {}
+    stages: dict[str, dict[str, object]] = {}
     for stage in RETRIEVAL_STAGES:
         info = retrieved.stages[stage]
-        out = StageOut(count=info.count, ms=round(info.ms, 3), active=info.active, note=info.note)
+        out: dict[str, object] = {
+            "count": info.count,
+            "ms": round(info.ms, 3),
+            "active": info.active,
+            "note": info.note,
+        }
         if debug:
             ranked = sorted(
                 (c.stages[stage].rank, c) for c in retrieved.candidates if stage in c.stages
             )
-            out.candidates = [
-                CandidateOut(
-                    chunk_id=c.chunk_id, doc_id=c.doc_id, rank=r, score=c.stages[stage].score
-                )
+            out["candidates"] = [
+                {
+                    "chunk_id": c.chunk_id,
+                    "doc_id": c.doc_id,
+                    "rank": r,
+                    "score": c.stages[stage].score,
+                }
                 for r, c in ranked
             ]
         stages[stage.value] = out
-    stages["context"] = StageOut(
-        count=len(pack.items),
-        ms=round(context_ms, 3),
-        note=f"{len(retrieved.candidates) + len(pinned)} in, {len(pack.dropped)} dropped",
-        steps=[
-            StepOut(
-                step=s.step,
-                count_in=s.count_in,
-                count_out=s.count_out,
-                ms=s.ms,
-                notes=list(s.notes),
-            )
+    stages["context"] = {
+        "count": len(pack.items),
+        "ms": round(context_ms, 3),
+        "note": f"{len(retrieved.candidates) + len(pinned)} in, {len(pack.dropped)} dropped",
+        "steps": [
+            {
+                "step": s.step,
+                "count_in": s.count_in,
+                "count_out": s.count_out,
+                "ms": s.ms,
+                "notes": s.notes,
+            }
             for s in pack.trace
         ],
-    )
+    }
     timings = dict(retrieved.timings_ms)
     timings["pinned"] = round(pinned_ms, 3)
     timings["context"] = round(context_ms, 3)
@@ -342,72 +344,64 @@ def _response(
         timings["queue"] = round(queue_ms, 3)
     items = []
     for item in pack.items:
-        cand = by_chunk.get(item.chunk_id)
-        items.append(
-            ItemOut(
-                citation=item.citation,
-                doc_id=item.doc_id,
-                chunk_id=item.chunk_id,
-                chunk_ids=list(item.chunk_ids or (item.chunk_id,)),
-                source=item.source,
-                path=item.path,
-                title=item.title,
-                section=list(item.section),
-                text=item.text,
-                tokens=item.tokens,
-                score=item.score,
-                score_kind=item.score_kind,
-                updated_at=item.updated_at,
-                pinned=item.pinned,
-                flags=list(item.flags),
-                stages=_hits(cand.stages) if debug and cand is not None else None,
-            )
-        )
-    # Hundreds of drops per answer: validated as one list of dicts in pydantic-core, twice as
-    # fast as building each model in Python.
-    dropped = _DROPPED.validate_python(
-        [
-            {
-                "chunk_id": d.chunk_id,
-                "doc_id": d.doc_id,
-                "reason": d.reason.value,
-                "detail": d.detail,
-                "stages": (
-                    _hits(cand.stages)
-                    if debug and (cand := by_chunk.get(d.chunk_id)) is not None
-                    else None
-                ),
-            }
-            for d in pack.dropped
-        ]
-    )
+        out = {
+            "citation": item.citation,
+            "doc_id": item.doc_id,
+            "chunk_id": item.chunk_id,
+            "chunk_ids": item.chunk_ids or (item.chunk_id,),
+            "source": item.source,
+            "path": item.path,
+            "title": item.title,
+            "section": item.section,
+            "text": item.text,
+            "tokens": item.tokens,
+            "score": item.score,
+            "score_kind": item.score_kind,
+            "updated_at": item.updated_at,
+            "pinned": item.pinned,
+            "flags": item.flags,
+        }
+        if debug and (cand := by_chunk.get(item.chunk_id)) is not None:
+            out["stages"] = _hits(cand.stages)
+        items.append(out)
+    dropped = []
+    for d in pack.dropped:
+        out = {
+            "chunk_id": d.chunk_id,
+            "doc_id": d.doc_id,
+            "reason": d.reason.value,
+            "detail": d.detail,
+        }
+        if debug and (cand := by_chunk.get(d.chunk_id)) is not None:
+            out["stages"] = _hits(cand.stages)
+        dropped.append(out)
     ident = pack.policy
-    return ContextResponse(
-        context=pack.context,
-        tokens=pack.tokens,
-        budget_tokens=pack.budget,
-        encoding=pack.encoding or req.encoding,
-        items=items,
-        citations=[
-            CitationOut(
-                number=c.number,
-                doc_id=c.doc_id,
-                chunk_ids=list(c.chunk_ids),
-                source=c.source,
-                path=c.path,
-                title=c.title,
-                section=list(c.section),
-                updated_at=c.updated_at,
-            )
-            for c in pack.citations
-        ],
-        dropped=dropped,
-        policy=PolicyOut(
-            name=ident.name, version=ident.version, sha256=ident.sha256 or req.policy.sha256
-        ),
-        trace=TraceOut(
-            trace_id=trace_id,
-            stages=stages,
-            timings_ms=timings,
-        ),
+    return ContextResponse.model_validate(
+        {
+            "context": pack.context,
+            "tokens": pack.tokens,
+            "budget_tokens": pack.budget,
+            "encoding": pack.encoding or req.encoding,
+            "items": items,
+            "citations": [
+                {
+                    "number": c.number,
+                    "doc_id": c.doc_id,
+                    "chunk_ids": c.chunk_ids,
+                    "source": c.source,
+                    "path": c.path,
+                    "title": c.title,
+                    "section": c.section,
+                    "updated_at": c.updated_at,
+                }
+                for c in pack.citations
+            ],
+            "dropped": dropped,
+            "policy": {
+                "name": ident.name,
+                "version": ident.version,
+                "sha256": ident.sha256 or req.policy.sha256,
+            },
+            "trace": {"trace_id": trace_id, "stages": stages, "timings_ms": timings},
+        }
     )

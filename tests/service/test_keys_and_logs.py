@@ -164,3 +164,42 @@ def test_logs_are_written_by_a_writer_thread_and_flushed_on_stop(
     else:
         assert lines[0] == 'INFO ragctx.audit: {"event": "audit", "status": 200, "doc_ids": ["ü"]}'
         assert lines[1] == "WARNING ragctx.x: hello you"
+
+
+def test_without_an_exporter_spans_are_not_recorded_but_every_trace_has_its_own_id() -> None:
+    import os
+    import random
+
+    from service.telemetry import build_telemetry
+
+    telemetry = build_telemetry("none")
+    tracer = telemetry.tracer
+    ids = []
+    for _ in range(3):
+        random.seed(7)  # a test (or a library) seeding the global generator changes nothing
+        with tracer.start_as_current_span("root") as root:
+            with tracer.start_as_current_span("child") as child:
+                assert child.get_span_context().trace_id == root.get_span_context().trace_id
+            assert not root.is_recording()
+            ids.append(root.get_span_context().trace_id)
+    assert len(set(ids)) == 3 and all(0 < i < 2**128 for i in ids)
+    recorded = build_telemetry("memory")
+    with recorded.tracer.start_as_current_span("root") as span:
+        assert span.is_recording()
+    assert recorded.memory_exporter is not None
+    assert [s.name for s in recorded.memory_exporter.get_finished_spans()] == ["root"]
+
+    # a forked child draws other ids than its parent
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child process
+        with tracer.start_as_current_span("in child") as span:
+            os.write(write, span.get_span_context().trace_id.to_bytes(16, "big"))
+        os._exit(0)
+    os.close(write)
+    with tracer.start_as_current_span("in parent") as span:
+        parent_id = span.get_span_context().trace_id
+    child_id = int.from_bytes(os.read(read, 16), "big")
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert child_id != parent_id
