@@ -8,6 +8,7 @@ thread so ``/healthz`` answers at once and ``/readyz`` says 503 until they are i
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 SERVER_OWNER = "ragctx serve"
 SERVING_TORCH_THREADS = 1
+GC_YOUNG_THRESHOLD = 10_000  # net container allocations between young collections (default 700)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +74,22 @@ def load_models(settings: Settings) -> Models:
             trained=settings.rerank_trained,
         )
         reranker.score("warm up", ["warm up"])
+    settle_heap()
     return Models(encoders=encoders, reranker=reranker)
+
+
+def settle_heap() -> None:
+    """Tune the cyclic garbage collector for serving, once the models are in.
+
+    Everything loaded so far lives as long as the process: frozen, the collector stops
+    scanning it (a full collection over it stalled a request by ~370 ms on the dev VM). A
+    request allocates and frees thousands of containers; with the default threshold of 700
+    that set off ~3 young collections per request (~0.3 ms) that found nothing to free.
+    """
+    gc.collect()
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
 
 
 def open_serving_store(settings: Settings) -> Store:

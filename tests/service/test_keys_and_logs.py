@@ -203,3 +203,18 @@ def test_without_an_exporter_spans_are_not_recorded_but_every_trace_has_its_own_
     os.close(read)
     os.waitpid(pid, 0)
     assert child_id != parent_id
+
+
+def test_settle_heap_freezes_what_is_loaded_and_raises_the_young_threshold() -> None:
+    import gc
+
+    from service.runtime import GC_YOUNG_THRESHOLD, settle_heap
+
+    before = gc.get_threshold()
+    try:
+        settle_heap()
+        assert gc.get_freeze_count() > 0
+        assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, before[1], before[2])
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
