@@ -176,6 +176,23 @@ class ClientStore:
         self._check(name)
         return int(self.client.count(name, count_filter=_filter(flt), exact=True).count)
 
+    def outside(self, name: str, ids: Sequence[str], flt: Filter) -> list[StoredPoint]:
+        """Those of ``ids`` that do not match ``flt``."""
+        self._check(name)
+        inside = _filter(flt)
+        if not ids or inside is None:
+            return []
+        records, _ = self.client.scroll(
+            name,
+            scroll_filter=models.Filter(
+                must=[models.HasIdCondition(has_id=list(ids))], must_not=[inside]
+            ),
+            limit=len(ids),
+            with_payload=list(ACCESS_FIELDS),
+            with_vectors=False,
+        )
+        return [StoredPoint(id=str(r.id), payload=dict(r.payload or {})) for r in records]
+
     def facet(
         self, name: str, key: str, flt: Filter | None = None, limit: int = 10_000
     ) -> dict[str, int]:
@@ -212,13 +229,13 @@ class ClientStore:
                 with_payload=True,
                 with_vector=with_vector,
             ),
-            # legs carry the access fields, so the caller's second lock can check them too
+            # the legs: ids and scores only (see HybridResult)
             models.QueryRequest(
                 query=query.dense,
                 using=DENSE,
                 filter=flt,
                 limit=query.dense_limit,
-                with_payload=list(ACCESS_FIELDS),
+                with_payload=False,
             ),
             models.QueryRequest(
                 query=sparse,
@@ -226,7 +243,7 @@ class ClientStore:
                 filter=flt,
                 limit=query.sparse_limit,
                 params=idf,
-                with_payload=list(ACCESS_FIELDS),
+                with_payload=False,
             ),
         ]
         fused, dense, sparse_res = self.client.query_batch_points(name, requests=requests)

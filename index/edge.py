@@ -220,6 +220,22 @@ class EdgeStore:
         """Exact count."""
         return int(self._shard(name).count(qe.CountRequest(exact=True, filter=_filter(flt))))
 
+    def outside(self, name: str, ids: Sequence[str], flt: Filter) -> list[StoredPoint]:
+        """Those of ``ids`` that do not match ``flt``."""
+        shard = self._shard(name)
+        inside = _filter(flt)
+        if not ids or inside is None:
+            return []
+        records, _ = shard.scroll(
+            qe.ScrollRequest(
+                filter=qe.Filter(must=[qe.HasIdCondition(set(ids))], must_not=[inside]),
+                limit=len(ids),
+                with_payload=list(ACCESS_FIELDS),
+                with_vector=False,
+            )
+        )
+        return [StoredPoint(id=str(r.id), payload=dict(r.payload or {})) for r in records]
+
     def facet(
         self, name: str, key: str, flt: Filter | None = None, limit: int = 10_000
     ) -> dict[str, int]:
@@ -253,18 +269,18 @@ class EdgeStore:
             with_payload=True,
             with_vector=with_vector,
         )
-        access = list(ACCESS_FIELDS)  # legs carry the access fields for the second lock
+        # the legs: ids and scores only (see HybridResult)
         dense_only = qe.QueryRequest(
-            query=dense_q, filter=flt, limit=query.dense_limit, with_payload=access
+            query=dense_q, filter=flt, limit=query.dense_limit, with_payload=False
         )
         sparse_only = qe.QueryRequest(
-            query=sparse_q, filter=flt, limit=query.sparse_limit, params=idf, with_payload=access
+            query=sparse_q, filter=flt, limit=query.sparse_limit, params=idf, with_payload=False
         )
         results = shard.query_batch(qe.QueryBatchRequest([fused, dense_only, sparse_only]))
         return HybridResult(
             fused=[_stored(p, query.with_vectors) for p in results[0]],
-            dense=[_stored(p, False) for p in results[1]],
-            sparse=[_stored(p, False) for p in results[2]],
+            dense=[_ranked(p) for p in results[1]],
+            sparse=[_ranked(p) for p in results[2]],
         )
 
     def optimize(self, name: str) -> None:
@@ -309,6 +325,10 @@ def _stored(p: Any, with_vectors: bool) -> StoredPoint:
         score=None if score is None else float(score),
         dense=dense,
     )
+
+
+def _ranked(p: Any) -> StoredPoint:
+    return StoredPoint(id=str(p.id), payload={}, score=float(p.score))
 
 
 def _filter(flt: Filter | None) -> qe.Filter | None:

@@ -31,7 +31,7 @@ INDEXED_FIELDS: dict[str, str] = {
 }
 
 ACCESS_FIELDS = ("tenant", "groups")
-"""Payload fields every query result carries, legs included, so callers can re-check access."""
+"""Payload fields that decide access; ``Store.outside`` returns them for the points it names."""
 
 PUBLIC_GROUP = "public"
 """A document in this group is visible to every principal of its tenant."""
@@ -193,7 +193,9 @@ class HybridQuery:
 class HybridResult:
     """The fused list and each leg's own list, from one round trip to the store.
 
-    Fused points carry their whole payload; leg points only ``ACCESS_FIELDS``.
+    Fused points carry their whole payload. Leg points carry their id and score only: reading
+    and decoding 400 payloads for the legs cost more than the fused query itself, and a
+    caller re-checks their access with ``Store.outside`` instead.
     """
 
     fused: list[StoredPoint]

@@ -64,6 +64,14 @@ class Store(Protocol):
         """Exact number of points matching ``flt``."""
         ...
 
+    def outside(self, name: str, ids: Sequence[str], flt: Filter) -> list[StoredPoint]:
+        """Those of ``ids`` that exist and do not match ``flt``, with their ``ACCESS_FIELDS``.
+
+        One filtered read by id (answered from the payload indexes): how a caller re-checks
+        the access of points that came back without their payload.
+        """
+        ...
+
     def facet(
         self, name: str, key: str, flt: Filter | None = None, limit: int = 10_000
     ) -> dict[str, int]:

@@ -156,8 +156,11 @@ def tenant_filter(principal: Principal) -> Filter:
 
 
 @lru_cache(maxsize=256)
-def _second_lock(principal: Principal) -> Filter:
-    # Built once per principal, not once per point: a request checks ~800 points.
+def second_lock(principal: Principal) -> Filter:
+    """Tenant and groups only: what the principal may see, whatever the request narrowed.
+
+    Built once per principal, not once per point.
+    """
     return Filter(
         must=(
             MatchValue("tenant", principal.tenant),
@@ -168,4 +171,4 @@ def _second_lock(principal: Principal) -> Filter:
 
 def may_see(principal: Principal, payload: Mapping[str, Any]) -> bool:
     """The second lock, in Python, behind the store's filter: tenant and groups only."""
-    return matches(_second_lock(principal), payload)
+    return matches(second_lock(principal), payload)

@@ -11,7 +11,14 @@ from datetime import datetime
 from index import Encoders, Store
 from index.errors import InvalidInputError
 from index.schema import Filter, HybridQuery, MatchAny, StoredPoint
-from retrieval.filters import Principal, SearchFilters, access_filter, may_see, tenant_filter
+from retrieval.filters import (
+    Principal,
+    SearchFilters,
+    access_filter,
+    may_see,
+    second_lock,
+    tenant_filter,
+)
 from retrieval.rerank import Reranker, RerankMode, RerankParams, combine
 from retrieval.types import Candidate, ScoreKind, Stage, StageHit
 
@@ -136,11 +143,19 @@ def search(
     timings["store_query"] = (t3 - t2) * 1000
 
     # The second lock applies to every list that leaves this function, legs included, and
-    # ranks count only what the principal may see (a gap would betray a hidden chunk).
+    # ranks count only what the principal may see (a gap would betray a hidden chunk). Fused
+    # points carry their payload and are checked here; the legs' other points come back
+    # without one and are checked by id in the store, against the same lock.
     blocked_ids: set[str] = set()
     fused = _visible(result.fused, principal, blocked_ids)
-    dense = _visible(result.dense, principal, blocked_ids)
-    sparse = _visible(result.sparse, principal, blocked_ids)
+    seen = {p.id for p in result.fused}
+    unchecked = list(
+        dict.fromkeys(p.id for p in (*result.dense, *result.sparse) if p.id not in seen)
+    )
+    for point in store.outside(collection, unchecked, second_lock(principal)):
+        _block(point, principal, blocked_ids)
+    dense = [p for p in result.dense if p.id not in blocked_ids]
+    sparse = [p for p in result.sparse if p.id not in blocked_ids]
     dense_hits = {p.id: StageHit(r, _score(p)) for r, p in enumerate(dense, 1)}
     bm25_hits = {p.id: StageHit(r, _score(p)) for r, p in enumerate(sparse, 1)}
     candidates: list[Candidate] = []
@@ -188,17 +203,23 @@ def _visible(
     for point in points:
         if may_see(principal, point.payload):
             kept.append(point)
-        elif point.id not in blocked_ids:
-            blocked_ids.add(point.id)
-            log.error(
-                "second lock: dropped chunk %s of tenant %r for principal %r (tenant %r); the "
-                "store filter let it through",
-                point.id,
-                point.payload.get("tenant"),
-                principal.name,
-                principal.tenant,
-            )
+        else:
+            _block(point, principal, blocked_ids)
     return kept
+
+
+def _block(point: StoredPoint, principal: Principal, blocked_ids: set[str]) -> None:
+    if point.id in blocked_ids:
+        return
+    blocked_ids.add(point.id)
+    log.error(
+        "second lock: dropped chunk %s of tenant %r for principal %r (tenant %r); the store "
+        "filter let it through",
+        point.id,
+        point.payload.get("tenant"),
+        principal.name,
+        principal.tenant,
+    )
 
 
 def _rerank(

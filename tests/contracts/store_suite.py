@@ -17,6 +17,7 @@ import pytest
 
 from index.errors import UnknownCollectionError
 from index.schema import (
+    ACCESS_FIELDS,
     DateRange,
     Filter,
     HybridQuery,
@@ -186,6 +187,27 @@ class StoreSuite:
             assert leg, "a leg returned nothing"
             assert not hidden & {p.id for p in leg}
         assert doc_ids(result.fused)[0] == "a1"
+
+    def test_outside_names_the_points_a_filter_does_not_match(self, filled: Any) -> None:
+        access = Filter(
+            must=(MatchValue("tenant", "acme"), MatchAny("groups", ("public", "support")))
+        )
+        everything = [p.id for p in filled.scroll(C)]
+        inside = {p.id for p in filled.scroll(C, access)}
+        assert inside and len(inside) < len(everything), "the fixture has both kinds"
+        got = filled.outside(C, [*everything, "00000000-0000-0000-0000-000000000000"], access)
+        assert {p.id for p in got} == set(everything) - inside
+        for p in got:  # the access fields come along, for the log line
+            assert set(p.payload) <= set(ACCESS_FIELDS) and "tenant" in p.payload
+        assert filled.outside(C, sorted(inside), access) == []
+        assert filled.outside(C, [], access) == []
+
+    def test_legs_carry_ids_and_scores_only(self, filled: Any) -> None:
+        result = filled.hybrid(C, hybrid(Filter(must=(MatchValue("tenant", "acme"),))))
+        for leg in (result.dense, result.sparse):
+            assert leg
+            assert all(p.payload == {} and p.score is not None for p in leg)
+        assert all("doc_id" in p.payload for p in result.fused)
 
     def test_rrf_scores_follow_the_formula_with_the_given_k(self, filled: Any) -> None:
         k = 10
