@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
-from assembler import ContextPack, assemble
+from assembler import ContextPack, DropReason, assemble
 from assembler.policy import LoadedPolicy
 from index.errors import InvalidInputError
 from index.schema import validate_collection_name
@@ -32,6 +32,8 @@ from service.errors import ForbiddenError
 from service.runtime import Runtime
 
 RETRIEVAL_STAGES = (Stage.DENSE, Stage.BM25, Stage.HYBRID, Stage.RERANK)
+# an enum's ``.value`` is a descriptor call (~1.4 us); an answer names hundreds of reasons
+_REASON = {reason: reason.value for reason in DropReason}
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,7 +191,7 @@ def run_pipeline(
         span.set_attribute("ragctx.dropped", len(pack.dropped))
         span.set_attribute("ragctx.tokens", pack.tokens)
     stage_seconds.labels(stage="context").observe(context_ms / 1000)
-    dropped_by_reason = _by_reason(d.reason.value for d in pack.dropped)
+    dropped_by_reason = _by_reason(_REASON[d.reason] for d in pack.dropped)
     for reason, count in dropped_by_reason.items():
         telemetry.metrics.dropped.labels(reason=reason).inc(count)
 
@@ -369,7 +371,7 @@ def _response(
         out = {
             "chunk_id": d.chunk_id,
             "doc_id": d.doc_id,
-            "reason": d.reason.value,
+            "reason": _REASON[d.reason],
             "detail": d.detail,
         }
         if debug and (cand := by_chunk.get(d.chunk_id)) is not None:
