@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
+import pydantic_core
 from opentelemetry import trace
 from opentelemetry.trace import Span
 
@@ -102,7 +105,38 @@ def run_pipeline(
     *,
     submitted: float | None = None,
 ) -> ContextResponse:
+    """Retrieve, fetch pinned documents, assemble: the answer as a validated model.
+
+    See :func:`answer_tree` for the arguments and errors.
+    """
+    return ContextResponse.model_validate(answer_tree(req, runtime, record, submitted=submitted))
+
+
+def answer_json(
+    req: Prepared,
+    runtime: Runtime,
+    record: AuditRecord | None,
+    *,
+    submitted: float | None = None,
+) -> bytes:
+    """The answer as the JSON of :class:`ContextResponse`, for the HTTP route.
+
+    pydantic-core writes the tree as it is, without building the models: the same bytes as
+    ``run_pipeline(...).model_dump_json()`` (a test holds them equal) in a fifth of the time.
+    """
+    return pydantic_core.to_json(answer_tree(req, runtime, record, submitted=submitted))
+
+
+def answer_tree(
+    req: Prepared,
+    runtime: Runtime,
+    record: AuditRecord | None,
+    *,
+    submitted: float | None = None,
+) -> dict[str, Any]:
     """Retrieve, fetch pinned documents, assemble; runs in a worker thread.
+
+    Returns the answer as plain data in the shape of :class:`ContextResponse`.
 
     ``submitted`` is the ``time.perf_counter()`` at which the request was handed to the worker
     pool; the wait until a thread picked it up is reported as ``timings_ms["queue"]``.
@@ -136,7 +170,7 @@ def run_pipeline(
         max_query_chars=settings.max_query_chars,
         with_vectors=policy.dedupe.enabled and policy.dedupe.dense_threshold is not None,
     )
-    with tracer.start_as_current_span("retrieval") as span:
+    with _span(tracer, "retrieval") as span:
         started_ns = time.time_ns()
         retrieved = search(
             req.query,
@@ -160,7 +194,7 @@ def run_pipeline(
     pinned: list[Candidate] = []
     pinned_ms = 0.0
     if policy.priority.pinned_doc_ids:
-        with tracer.start_as_current_span("pinned") as span:
+        with _span(tracer, "pinned") as span:
             t0 = time.perf_counter()
             have = {c.chunk_id for c in retrieved.candidates}
             fetched = fetch_documents(
@@ -174,7 +208,7 @@ def run_pipeline(
             pinned_ms = (time.perf_counter() - t0) * 1000
             span.set_attribute("ragctx.count", len(pinned))
 
-    with tracer.start_as_current_span("context") as span:
+    with _span(tracer, "context") as span:
         t0 = time.perf_counter()
         pack = assemble(
             req.query,
@@ -195,7 +229,7 @@ def run_pipeline(
     for reason, count in dropped_by_reason.items():
         telemetry.metrics.dropped.labels(reason=reason).inc(count)
 
-    response = _response(
+    response = _tree(
         req,
         retrieved,
         pinned,
@@ -249,6 +283,18 @@ def _within(c: Candidate, f: SearchFilters) -> bool:
     return True
 
 
+def _span(tracer: trace.Tracer, name: str) -> AbstractContextManager[Span]:
+    """A child span of the current one; or, where the request's span is not recorded (no
+    exporter), that span itself: a child would not be recorded either, only cost time.
+
+    With no current span at all (``ragctx query``) the child is started, for its trace id.
+    """
+    parent = trace.get_current_span()
+    if parent.get_span_context().is_valid and not parent.is_recording():
+        return nullcontext(parent)
+    return tracer.start_as_current_span(name)
+
+
 def _stage_spans(tracer: trace.Tracer, parent: Span, started_ns: int, retrieved: Retrieved) -> None:
     """Child spans for the retrieval stages, laid end to end from the measured timings.
 
@@ -283,7 +329,7 @@ def _hits(stages: Mapping[Stage, StageHit]) -> dict[str, dict[str, float]]:
     return {s.value: {"rank": h.rank, "score": h.score} for s, h in stages.items()}
 
 
-def _response(
+def _tree(
     req: Prepared,
     retrieved: Retrieved,
     pinned: list[Candidate],
@@ -293,11 +339,10 @@ def _response(
     pinned_ms: float,
     context_ms: float,
     queue_ms: float | None,
-) -> ContextResponse:
-    """The answer, built as plain data and validated once.
+) -> dict[str, Any]:
+    """The answer as plain data, field for field in the order of the response models.
 
-    pydantic-core validates the whole tree in one call, about 2.5x faster than building each
-    nested model in Python; the models stay the one definition of the answer's shape.
+    Debug-only fields are left out, as the models leave them out when they are None.
     """
     debug = req.debug
     by_chunk = {c.chunk_id: c for c in (*retrieved.candidates, *pinned)} if debug else {}
@@ -327,6 +372,7 @@ def _response(
     stages["context"] = {
         "count": len(pack.items),
         "ms": round(context_ms, 3),
+        "active": True,
         "note": f"{len(retrieved.candidates) + len(pinned)} in, {len(pack.dropped)} dropped",
         "steps": [
             {
@@ -378,32 +424,30 @@ def _response(
             out["stages"] = _hits(cand.stages)
         dropped.append(out)
     ident = pack.policy
-    return ContextResponse.model_validate(
-        {
-            "context": pack.context,
-            "tokens": pack.tokens,
-            "budget_tokens": pack.budget,
-            "encoding": pack.encoding or req.encoding,
-            "items": items,
-            "citations": [
-                {
-                    "number": c.number,
-                    "doc_id": c.doc_id,
-                    "chunk_ids": c.chunk_ids,
-                    "source": c.source,
-                    "path": c.path,
-                    "title": c.title,
-                    "section": c.section,
-                    "updated_at": c.updated_at,
-                }
-                for c in pack.citations
-            ],
-            "dropped": dropped,
-            "policy": {
-                "name": ident.name,
-                "version": ident.version,
-                "sha256": ident.sha256 or req.policy.sha256,
-            },
-            "trace": {"trace_id": trace_id, "stages": stages, "timings_ms": timings},
-        }
-    )
+    return {
+        "context": pack.context,
+        "tokens": pack.tokens,
+        "budget_tokens": pack.budget,
+        "encoding": pack.encoding or req.encoding,
+        "items": items,
+        "citations": [
+            {
+                "number": c.number,
+                "doc_id": c.doc_id,
+                "chunk_ids": c.chunk_ids,
+                "source": c.source,
+                "path": c.path,
+                "title": c.title,
+                "section": c.section,
+                "updated_at": c.updated_at,
+            }
+            for c in pack.citations
+        ],
+        "dropped": dropped,
+        "policy": {
+            "name": ident.name,
+            "version": ident.version,
+            "sha256": ident.sha256 or req.policy.sha256,
+        },
+        "trace": {"trace_id": trace_id, "stages": stages, "timings_ms": timings},
+    }

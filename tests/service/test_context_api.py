@@ -76,6 +76,33 @@ def test_debug_adds_ranks_and_scores_per_candidate_in_every_stage(server: Runnin
     assert all(d["reason"] and d["stages"] for d in body["dropped"])
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"debug": True, "budget_tokens": 300}, {"policy": "pinned", "debug": True}],
+    ids=["plain", "debug", "pinned"],
+)
+def test_the_answer_is_exactly_the_json_of_its_response_model(
+    server: Running, extra: dict[str, Any]
+) -> None:
+    # The route writes the answer from plain data, without building the models: parsed into
+    # ContextResponse and written again, it must come out byte for byte the same.
+    from service.api.schemas import ContextResponse
+
+    r = post(server, {**Q, **extra})
+    assert r.status_code == 200, r.text
+    model = ContextResponse.model_validate_json(r.content)
+    again = model.model_dump_json().encode()
+    first_difference = next(
+        (k for k, (x, y) in enumerate(zip(again, r.content, strict=False)) if x != y), -1
+    )
+    assert again == r.content, (first_difference, r.content[first_difference - 80 :][:160])
+    assert any(item.updated_at is not None for item in model.items)  # datetimes are checked
+    if extra.get("debug"):
+        assert model.dropped and all(d.stages for d in model.dropped)
+    if "policy" in extra:
+        assert any(i.pinned for i in model.items)
+
+
 def test_o200k_encoding_is_counted_with_its_own_tokenizer(server: Running) -> None:
     r = post(server, {**Q, "encoding": "o200k_base"})
     assert r.status_code == 200 and r.json()["encoding"] == "o200k_base"
