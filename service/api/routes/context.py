@@ -8,7 +8,7 @@ from functools import partial
 from anyio import to_thread
 from fastapi import APIRouter, Request, Response
 
-from service.api.deps import KeyDep, RuntimeDep, audit_record
+from service.api.deps import BEARER, KeyDep, audit_record
 from service.api.schemas import ContextRequest, ContextResponse, ErrorOut
 from service.audit import AuditRecord
 from service.context import Prepared, answer_json, prepare
@@ -41,14 +41,18 @@ def _answer(
     return Response(body, media_type="application/json")
 
 
-@router.post("/context", response_model=ContextResponse, responses=_ERRORS)
-async def context(
-    body: ContextRequest, grant: KeyDep, runtime: RuntimeDep, request: Request
-) -> Response:
+@router.post(
+    "/context",
+    response_model=ContextResponse,
+    responses=_ERRORS,
+    openapi_extra=BEARER,
+)
+async def context(body: ContextRequest, grant: KeyDep, request: Request) -> Response:
     """Retrieve what the key may see, pack it into the budget under the policy, cite it.
 
     The tenant and access groups come from the API key; ``groups`` may only narrow them.
     """
+    runtime: Runtime = request.app.state.runtime
     record = audit_record(request)
     prepared = prepare(body, grant, runtime)
     runtime.require_models()
