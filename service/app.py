@@ -117,6 +117,10 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
         version=API_VERSION,
         summary="Context for LLM prompts: retrieval, policy-driven packing, citations, traces.",
         lifespan=lifespan,
+        # The app traces and measures itself (service.telemetry, one provider per app).
+        # FastAPI's own instrumentation would look up the global providers on every request,
+        # and trace each dependency and serialization if something set one.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.telemetry = telemetry
     install_error_handlers(app)
