@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
@@ -39,8 +40,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from index.errors import RagctxError
 from retrieval.filters import access_filter
 from retrieval.hybrid import fetch_documents, search
+from service import audit
 from service.api.errors import error_code, error_response, validation_problems
 from service.api.schemas import ContextRequest, ContextResponse, HitOut
+from service.audit import AuditRecord
 from service.auth import ApiKey
 from service.context import Prepared, answer_json, prepare, retrieval_params
 from service.runtime import Runtime
@@ -77,12 +80,13 @@ SearchRequest: type[BaseModel] = create_model(
 )
 
 
-class ToolFailure(Exception):
+class ToolFailure(RagctxError):
     """A tool call that failed: carries the HTTP API's error body for the MCP tool error."""
 
-    def __init__(self, body: dict[str, Any]) -> None:
+    def __init__(self, body: dict[str, Any], *, status: int) -> None:
         super().__init__(body["error"]["message"])
         self.body = body
+        self.status = status  # the HTTP API's status for the same error (audit lines)
 
 
 class SearchHit(BaseModel):
@@ -158,13 +162,15 @@ def _validated(model: type[M], arguments: Mapping[str, Any]) -> M:
         problems = validation_problems([{**e, "loc": ("body", *e["loc"])} for e in err.errors()])
         first = problems[0]
         raise ToolFailure(
-            {"error": {**first, "code": "invalid_input"}, "errors": problems}
+            {"error": {**first, "code": "invalid_input"}, "errors": problems}, status=422
         ) from err
 
 
 def _failure(err: RagctxError) -> ToolFailure:
-    _, code, field = error_code(err)
-    return ToolFailure({"error": {"code": code, "message": str(err), "field": field}})
+    status, code, field = error_code(err)
+    return ToolFailure(
+        {"error": {"code": code, "message": str(err), "field": field}}, status=status
+    )
 
 
 def _result(value: BaseModel | bytes) -> CallToolResult:
@@ -172,6 +178,15 @@ def _result(value: BaseModel | bytes) -> CallToolResult:
     return CallToolResult(
         content=[TextContent(type="text", text=raw.decode())], structured_content=json.loads(raw)
     )
+
+
+def _trace_id_of(structured: dict[str, Any] | None) -> str:
+    # get_context answers carry it in "trace", search answers at the top
+    if not structured:
+        return ""
+    trace = structured.get("trace")
+    found = trace.get("trace_id") if isinstance(trace, dict) else structured.get("trace_id")
+    return found if isinstance(found, str) else ""
 
 
 def _error_result(failure: ToolFailure) -> CallToolResult:
@@ -183,22 +198,33 @@ def _error_result(failure: ToolFailure) -> CallToolResult:
 
 
 def _tool(
-    fn: Callable[[Context, dict[str, Any]], Awaitable[BaseModel | bytes]],
+    fn: Callable[[Context, dict[str, Any], AuditRecord], Awaitable[BaseModel | bytes]],
     *,
     name: str,
     description: str,
     arguments: type[BaseModel],
     output: type[BaseModel],
 ) -> Tool:
-    """A tool whose input schema is ``arguments``' JSON schema and whose errors are tool errors."""
+    """A tool whose input schema is ``arguments``' JSON schema and whose errors are tool errors.
+
+    Every call writes an audit line, as every ``/v1/`` request does (route ``mcp:<tool>``).
+    """
 
     async def run(arguments: dict[str, Any], ctx: Context) -> CallToolResult:
+        record = AuditRecord(route=f"mcp:{name}", method="MCP")
+        started = time.perf_counter()
+        status, trace_id = 200, ""
         try:
-            return _result(await fn(ctx, arguments))
-        except ToolFailure as failure:
-            return _error_result(failure)
+            result = _result(await fn(ctx, arguments, record))
+            trace_id = _trace_id_of(result.structured_content)
+            return result
         except RagctxError as err:
-            return _error_result(_failure(err))
+            failure = err if isinstance(err, ToolFailure) else _failure(err)
+            status, record.error = failure.status, failure.body["error"]["code"]
+            return _error_result(failure)
+        finally:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            audit.write(record.line(status=status, latency_ms=elapsed_ms, trace_id=trace_id))
 
     return Tool(
         fn=run,
@@ -220,30 +246,43 @@ def build_server(runtime_of: RuntimeOf, grant_of: GrantOf) -> MCPServer:
     after the server). ``grant_of`` raises ``AuthError`` for a missing or unknown key.
     """
 
-    async def get_context(ctx: Context, arguments: dict[str, Any]) -> bytes:
-        runtime, grant = runtime_of(), await grant_of(ctx)
+    async def caller(ctx: Context, record: AuditRecord) -> ApiKey:
+        grant = await grant_of(ctx)
+        record.key_id, record.tenant = grant.id, grant.tenant
+        record.groups, record.admin = list(grant.groups), grant.admin
+        return grant
+
+    async def get_context(ctx: Context, arguments: dict[str, Any], record: AuditRecord) -> bytes:
+        runtime, grant = runtime_of(), await caller(ctx, record)
         body = _validated(ContextRequest, arguments)
         prepared = prepare(body, grant, runtime)
         runtime.require_models()
-        return await _in_worker(runtime, partial(answer_json, prepared, runtime, None))
+        return await _in_worker(runtime, partial(answer_json, prepared, runtime, record))
 
-    async def search_tool(ctx: Context, arguments: dict[str, Any]) -> SearchResponse:
-        runtime, grant = runtime_of(), await grant_of(ctx)
+    async def search_tool(
+        ctx: Context, arguments: dict[str, Any], record: AuditRecord
+    ) -> SearchResponse:
+        runtime, grant = runtime_of(), await caller(ctx, record)
         args = _validated(SearchRequest, arguments).model_dump(exclude_unset=True)
         # prepare() checks the query, groups, filters and collection as /v1/context does; the
         # budget is not used by a search (nothing is packed).
         body = ContextRequest.model_validate({**args, "budget_tokens": 1})
         prepared = prepare(body, grant, runtime)
         runtime.require_models()
+        record.collection = prepared.collection
         return await _in_worker(runtime, partial(_search, prepared, runtime))
 
-    async def list_collections(ctx: Context, arguments: dict[str, Any]) -> CollectionsResponse:
-        runtime, grant = runtime_of(), await grant_of(ctx)
+    async def list_collections(
+        ctx: Context, arguments: dict[str, Any], record: AuditRecord
+    ) -> CollectionsResponse:
+        runtime, grant = runtime_of(), await caller(ctx, record)
         _validated(_NoArguments, arguments)
         return await to_thread.run_sync(partial(_collections, runtime, grant))
 
-    async def describe_policy(ctx: Context, arguments: dict[str, Any]) -> PolicyDescription:
-        runtime, grant = runtime_of(), await grant_of(ctx)
+    async def describe_policy(
+        ctx: Context, arguments: dict[str, Any], record: AuditRecord
+    ) -> PolicyDescription:
+        runtime, grant = runtime_of(), await caller(ctx, record)
         args = _validated(DescribePolicyRequest, arguments)
         return await to_thread.run_sync(partial(_describe, runtime, grant, args))
 

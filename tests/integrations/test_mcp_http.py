@@ -6,6 +6,8 @@ store, real dense model): the same keys as /v1/context decide the tenant and gro
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -130,8 +132,6 @@ def test_policy_resources_are_readable_and_narrowed(server: Running) -> None:
             pinned = await c.read_resource("ragctx://policies/pinned")
             return templates, index, pinned
 
-    import json
-
     templates, index, pinned = anyio.run(go)
     assert [t.uri_template for t in templates.resource_templates] == ["ragctx://policies/{name}"]
     assert json.loads(index.contents[0].text)["policies"] == ["default", "pinned"]
@@ -225,3 +225,33 @@ def test_the_sdk_client_without_a_key_fails_to_connect(server: Running) -> None:
 def test_other_paths_keep_the_api_404(server: Running) -> None:
     r = httpx.get(f"{server.url}/mcp/extra", timeout=30)
     assert r.status_code == 404 and r.json()["error"]["code"] == "not_found"
+
+
+class _AuditLines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(record.getMessage()))
+
+
+def test_every_tool_call_writes_an_audit_line_without_text(server: Running) -> None:
+    handler = _AuditLines()
+    audit = logging.getLogger("ragctx.audit")
+    audit.addHandler(handler)
+    audit.setLevel(logging.INFO)
+    try:
+        ok = call(server, "acme-eng", "get_context", {"query": QUESTION, "budget_tokens": 500})
+        call(server, "acme-eng", "get_context", {"query": "x", "budget_tokens": 5, "policy": "no"})
+    finally:
+        audit.removeHandler(handler)
+    answer = ok.structured_content
+    assert answer is not None
+    line = next(x for x in handler.lines if x["trace_id"] == answer["trace"]["trace_id"])
+    assert line["route"] == "mcp:get_context" and line["status"] == 200
+    assert line["principal"]["key_id"] == "acme-eng" and line["principal"]["tenant"] == "acme"
+    assert line["doc_ids"] == list(dict.fromkeys(i["doc_id"] for i in answer["items"]))
+    assert QUESTION not in json.dumps(line)
+    failed = next(x for x in handler.lines if x.get("error") == "unknown_policy")
+    assert failed["status"] == 404 and failed["route"] == "mcp:get_context"
