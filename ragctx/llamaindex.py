@@ -26,6 +26,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from pydantic import PrivateAttr
 
+from index.errors import InvalidInputError
 from ragctx.client import AsyncRagctxClient, ContextResponse, RagctxClient
 from ragctx.items import LLM_METADATA_KEYS, ContextOptions, item_metadata
 
@@ -94,6 +95,10 @@ class RagctxPacker(BaseNodePostprocessor):
     ``title``, ``path`` and ``updated_at`` (ISO 8601) are used when present. A node without a
     score counts as score 0.
 
+    Raises:
+        PolicyError: the policy file is missing or invalid.
+        InvalidInputError: a budget below 1 or an unknown encoding.
+
     Args:
         policy: a policy YAML file (see docs/policy.md).
         budget_tokens: tokens the packed context may use, citation headers included.
@@ -109,6 +114,12 @@ class RagctxPacker(BaseNodePostprocessor):
         from assembler.policy import load_policy
         from assembler.tokens import tiktoken_counter
 
+        if budget_tokens < 1:
+            raise InvalidInputError(
+                f"budget_tokens is {budget_tokens}; give the packer at least 1 token to fill",
+                field="budget_tokens",
+                value=budget_tokens,
+            )
         # pydantic fields of this model; the base class's stub __init__ does not declare them
         super().__init__(budget_tokens=budget_tokens, encoding=encoding)  # type: ignore[call-arg]
         self._policy = load_policy(policy)

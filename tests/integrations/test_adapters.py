@@ -14,6 +14,7 @@ import anyio
 import pytest
 
 from assembler.policy import PolicyError
+from index.errors import InvalidInputError
 from ragctx.client import AsyncRagctxClient, RagctxClient
 from ragctx.items import ContextOptions
 from tests.service.conftest import REPO, Running, key_of
@@ -113,6 +114,10 @@ def test_llamaindex_packer_rejects_a_bad_policy_file(tmp_path: Path) -> None:
         RagctxPacker(bad, budget_tokens=100)
     with pytest.raises(PolicyError):
         RagctxPacker(tmp_path / "missing.yaml", budget_tokens=100)
+    with pytest.raises(InvalidInputError, match="budget_tokens is 0"):
+        RagctxPacker(DEFAULT_POLICY, budget_tokens=0)
+    with pytest.raises(InvalidInputError, match="unknown token encoding 'nope'"):
+        RagctxPacker(DEFAULT_POLICY, budget_tokens=100, encoding="nope")
 
 
 def test_langchain_retriever_invoke_and_a_small_chain(client: RagctxClient) -> None:

@@ -255,3 +255,15 @@ def test_every_tool_call_writes_an_audit_line_without_text(server: Running) -> N
     assert QUESTION not in json.dumps(line)
     failed = next(x for x in handler.lines if x.get("error") == "unknown_policy")
     assert failed["status"] == 404 and failed["route"] == "mcp:get_context"
+
+
+def test_an_oversized_mcp_body_is_refused_like_an_api_body(server: Running) -> None:
+    headers = {**auth("acme-all"), "Accept": "application/json, text/event-stream"}
+    call_body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "get_context", "arguments": {"query": "x" * 100_000}},
+    }
+    r = httpx.post(f"{server.url}/mcp", json=call_body, headers=headers, timeout=30)
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
