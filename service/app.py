@@ -26,6 +26,7 @@ from service.api.routes import admin, context, health
 from service.auth import KeyRing
 from service.handoff import remove_server_file, write_server_file
 from service.jobs import Job, JobRunner
+from service.mcp import mount_http
 from service.runtime import Gate, ModelLoader, PolicyBook, Runtime, load_models, open_serving_store
 from service.settings import Settings
 from service.telemetry import build_telemetry
@@ -104,7 +105,8 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
             "serving %s at %s", settings.qdrant_url or settings.qdrant_path, server_url(settings)
         )
         try:
-            yield
+            async with mcp.running():
+                yield
         finally:
             runtime.jobs.shutdown()
             if handoff:
@@ -127,6 +129,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
     app.include_router(health.router)
     app.include_router(context.router)
     app.include_router(admin.router)
+    mcp = mount_http(app)  # MCP (streamable HTTP) at /mcp, same keys as the API
     # The last added is the outermost: the observer sees every API answer, a 413 included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes(settings))
     app.add_middleware(ObserveMiddleware, telemetry=telemetry)

@@ -444,10 +444,12 @@ def policy_schema() -> None:
 
 def _register_subcommands() -> None:
     from service.cli_eval import eval_app
+    from service.cli_mcp import mcp
     from service.cli_query import query
     from service.cli_serve import register
 
     app.command()(query)
+    app.command()(mcp)
     app.add_typer(eval_app, name="eval")
     register(app)
 

@@ -33,6 +33,7 @@ from service.audit import AuditRecord
 from service.auth import ApiKey
 from service.errors import ForbiddenError
 from service.runtime import Runtime
+from service.settings import Settings
 
 RETRIEVAL_STAGES = (Stage.DENSE, Stage.BM25, Stage.HYBRID, Stage.RERANK)
 # an enum's ``.value`` is a descriptor call (~1.4 us); an answer names hundreds of reasons
@@ -161,13 +162,9 @@ def answer_tree(
         if settings.audit_include_text:
             record.query = req.query
 
-    params = RetrievalParams(
-        dense_limit=settings.dense_limit,
-        bm25_limit=settings.bm25_limit,
-        rrf_k=settings.rrf_k,
+    params = retrieval_params(
+        settings,
         top_k=req.top_k,
-        rerank=RerankParams(top_n=settings.rerank_top_n),
-        max_query_chars=settings.max_query_chars,
         with_vectors=policy.dedupe.enabled and policy.dedupe.dense_threshold is not None,
     )
     with _span(tracer, "retrieval") as span:
@@ -250,6 +247,19 @@ def answer_tree(
             "dropped_by_reason": dropped_by_reason,
         }
     return response
+
+
+def retrieval_params(settings: Settings, *, top_k: int, with_vectors: bool) -> RetrievalParams:
+    """The retrieval parameters of a request: the server's settings and the request's top_k."""
+    return RetrievalParams(
+        dense_limit=settings.dense_limit,
+        bm25_limit=settings.bm25_limit,
+        rrf_k=settings.rrf_k,
+        top_k=top_k,
+        rerank=RerankParams(top_n=settings.rerank_top_n),
+        max_query_chars=settings.max_query_chars,
+        with_vectors=with_vectors,
+    )
 
 
 def _policy_dict(loaded: LoadedPolicy) -> dict[str, str | None]:

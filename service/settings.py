@@ -95,6 +95,9 @@ class Settings(BaseSettings):
     admin_key: SecretStr | None = Field(
         None, description="Admin API key `ragctx ingest` uses to hand a job to a running server."
     )
+    api_key: SecretStr | None = Field(
+        None, description="API key `ragctx mcp` (stdio) acts as: tenant and groups come from it."
+    )
     audit_include_text: bool = False
     otel_exporter: Literal["none", "console", "otlp", "memory"] = "none"
     log_json: bool = True

@@ -7,7 +7,7 @@ every problem in ``errors``. 503s carry ``Retry-After``; 401s carry ``WWW-Authen
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -86,6 +86,33 @@ def _field_of(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
+def error_code(err: RagctxError) -> tuple[int, str, str | None]:
+    """The HTTP status, error code and field of a domain error (the MCP tools report the same)."""
+    status, code, field, _ = _status_of(err)
+    return status, code, field
+
+
+def validation_problems(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
+    """pydantic's validation errors as the API's ``{code, message, field}`` problems."""
+    problems = []
+    for e in errors:
+        field = _field_of(tuple(e.get("loc", ())))
+        kind = str(e.get("type", ""))
+        if kind == "json_invalid":
+            field = "body"  # the loc holds a character position, not a field
+            reason = (e.get("ctx") or {}).get("error", "parse error")
+            message = f"the body is not valid JSON ({reason}); send a JSON object"
+        elif kind == "missing":
+            message = f"{field} is required"
+        elif kind == "extra_forbidden":
+            hint = " (the API key decides the tenant)" if field == "tenant" else ""
+            message = f"{field} is not a known field; remove it{hint}"
+        else:
+            message = f"{field}: {e.get('msg', 'invalid')}"
+        problems.append({"code": kind or "invalid", "message": message, "field": field})
+    return problems
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on ``app``."""
 
@@ -99,22 +126,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, err: RequestValidationError) -> JSONResponse:
-        problems = []
-        for e in err.errors():
-            field = _field_of(tuple(e.get("loc", ())))
-            kind = str(e.get("type", ""))
-            if kind == "json_invalid":
-                field = "body"  # the loc holds a character position, not a field
-                reason = (e.get("ctx") or {}).get("error", "parse error")
-                message = f"the body is not valid JSON ({reason}); send a JSON object"
-            elif kind == "missing":
-                message = f"{field} is required"
-            elif kind == "extra_forbidden":
-                hint = " (the API key decides the tenant)" if field == "tenant" else ""
-                message = f"{field} is not a known field; remove it{hint}"
-            else:
-                message = f"{field}: {e.get('msg', 'invalid')}"
-            problems.append({"code": kind or "invalid", "message": message, "field": field})
+        problems = validation_problems(err.errors())
         first = problems[0] if problems else {"message": "invalid request", "field": None}
         status = 400 if any(p["code"] == "json_invalid" for p in problems) else 422
         _note(request, "invalid_input")
