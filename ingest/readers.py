@@ -309,9 +309,28 @@ def read_markdown(ref: FileRef, ctx: ReadContext) -> Iterator[Read]:
     yield _document(ref, ctx, text=text, title=title, fmt="markdown", fields=fields, extra=extra)
 
 
+class _TooDeepError(yaml.YAMLError):
+    """Front matter nests deeper than :data:`MAX_NESTING`."""
+
+
 class _FrontMatterLoader(yaml.SafeLoader):
-    """YAML's safe loader without anchors and aliases: front matter is a few plain fields, and
-    an alias can make a few hundred bytes expand into gigabytes (the "billion laughs")."""
+    """YAML's safe loader without anchors and aliases, and with bounded nesting.
+
+    Front matter is a few plain fields. An alias can make a few hundred bytes expand into
+    gigabytes (the "billion laughs"), and PyYAML's scanner does quadratic work in the depth
+    of nested ``[``/``{`` (seconds for 2,000 levels), so nesting is refused while scanning,
+    long before the parser would hit Python's recursion limit.
+    """
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 (PyYAML's name)
+        if self.flow_level >= MAX_NESTING:
+            raise _TooDeepError
+        super().fetch_flow_collection_start(TokenClass)
+
+    def add_indent(self, column: int) -> bool:
+        if len(self.indents) >= MAX_NESTING:
+            raise _TooDeepError
+        return bool(super().add_indent(column))
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         event: Any = self.peek_event()  # type: ignore[no-untyped-call]
@@ -335,6 +354,8 @@ def _front_matter(ref: FileRef, raw: str) -> Any:
         )
     try:
         loaded = yaml.load(raw, Loader=_FrontMatterLoader)  # a SafeLoader, see the class
+    except _TooDeepError:
+        return InputProblem(ref.label, _too_deep("front matter"))
     except yaml.YAMLError as err:
         return InputProblem(ref.label, f"invalid YAML front matter: {_one_line(err)}; fix it")
     except (ValueError, OverflowError) as err:
