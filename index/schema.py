@@ -67,13 +67,25 @@ def validate_collection_name(name: str) -> str:
     return name
 
 
-def point_id(source: str, doc_id: str, doc_hash: str, chunk_index: int) -> str:
-    """Deterministic point id of one chunk of one version of a document.
+def point_id(tenant: str, source: str, doc_id: str, doc_hash: str, chunk_index: int) -> str:
+    """Deterministic point id of one chunk of one version of a tenant's document.
 
     The version (``doc_hash``) is part of the id, so a changed document's new chunks are new
     points, written next to the old ones before those are deleted: no reader finds it missing,
-    and a re-run after a crash writes the same ids again instead of duplicates.
+    and a re-run after a crash writes the same ids again instead of duplicates. The tenant is
+    part of it too, so two tenants' syncs can never write the same point, whatever their
+    source names and doc ids.
+
+    Points written before the tenant was part of the id (:func:`legacy_point_id`) are never
+    recomputed: a sync reads the ids a collection holds, so they stay valid until their
+    document changes and is written under the new ids.
     """
+    key = "\x1f".join(("v2", tenant, source, doc_id, doc_hash, str(chunk_index)))
+    return str(uuid.uuid5(_POINT_NAMESPACE, key))
+
+
+def legacy_point_id(source: str, doc_id: str, doc_hash: str, chunk_index: int) -> str:
+    """The point id of schema version 1, without the tenant; kept to read and test old stores."""
     return str(uuid.uuid5(_POINT_NAMESPACE, f"{source}\x1f{doc_id}\x1f{doc_hash}\x1f{chunk_index}"))
 
 

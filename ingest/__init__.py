@@ -11,7 +11,14 @@ from index import Store
 from index.schema import Filter, MatchValue
 from ingest.chunking import Chunker, ChunkingParams
 from ingest.sources import FieldMapping, SourceSpec, read_source
-from ingest.sync import Partition, SyncOptions, SyncProgress, SyncReport, sync
+from ingest.sync import (
+    Partition,
+    SyncOptions,
+    SyncProgress,
+    SyncReport,
+    WithheldDeletion,
+    sync,
+)
 from ingest.types import Chunk, Document, InputProblem
 
 __all__ = [
@@ -27,6 +34,7 @@ __all__ = [
     "SyncOptions",
     "SyncProgress",
     "SyncReport",
+    "WithheldDeletion",
     "read_source",
     "stats",
     "sync",

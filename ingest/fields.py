@@ -30,15 +30,17 @@ def parse_date(value: object, label: str) -> datetime:
     Raises:
         FieldError: the value is not a date; the message names ``label`` and the format.
     """
-    if isinstance(value, datetime):
-        return as_utc(value)
-    if isinstance(value, date):
-        return datetime.combine(value, time(0), tzinfo=UTC)
-    if isinstance(value, str) and value.strip():
-        try:
+    try:
+        if isinstance(value, datetime):
+            return as_utc(value)
+        if isinstance(value, date):
+            return datetime.combine(value, time(0), tzinfo=UTC)
+        if isinstance(value, str) and value.strip():
             return as_utc(datetime.fromisoformat(value.strip()))
-        except ValueError:
-            pass
+    except (ValueError, OverflowError):
+        # not ISO 8601, or a moment that leaves datetime's range once moved to UTC
+        # ("0001-01-01T00:00:00+01:00")
+        pass
     raise FieldError(
         f"{label} has value {value!r}, which is not a date; expected {DATE_FORMAT_HINT}"
     )
@@ -78,6 +80,26 @@ def parse_str(value: object, label: str) -> str:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise FieldError(f"{label} has value {value!r}; expected a string")
     return str(value).strip()
+
+
+def nesting_depth(value: object) -> int:
+    """How deeply lists and mappings nest in ``value`` (a scalar is 0, ``[1]`` is 1).
+
+    Iterative, so a value nested deeper than Python's recursion limit is measured, not a crash.
+    """
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, Mapping):
+            children: list[object] = list(item.values())
+        elif isinstance(item, list | tuple | set | frozenset):
+            children = list(item)
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def json_safe(value: Any) -> Any:

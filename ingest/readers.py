@@ -7,6 +7,7 @@ Readers never raise for bad input: every failure becomes an ``InputProblem`` tha
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,8 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from ingest.fields import FieldError, json_safe, parse_date, parse_str, parse_str_list
-from ingest.html_text import html_to_text
+from index.schema import PUBLIC_GROUP
+from ingest.fields import (
+    FieldError,
+    json_safe,
+    nesting_depth,
+    parse_date,
+    parse_str,
+    parse_str_list,
+)
+from ingest.html_text import HtmlTooDeepError, html_to_text
 from ingest.types import Document, InputProblem
 
 if TYPE_CHECKING:
@@ -31,6 +40,10 @@ _H1 = re.compile(r"^#[ \t]+(.+?)[ \t#]*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 # Front matter and HTML meta keys that set Document fields instead of metadata.
 _DOC_KEYS = ("title", "doc_id", "tenant", "groups", "tags", "updated_at")
+MAX_FRONT_MATTER_BYTES = 65_536
+"""Front matter is a few fields; more than this is refused before the YAML parser sees it."""
+MAX_NESTING = 32
+"""Deepest nesting of lists and mappings a document's fields (front matter, JSON) may have."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +56,8 @@ class ReadContext:
     tags: tuple[str, ...]
     fields: FieldMapping
     max_doc_chars: int
+    max_doc_bytes: int = 8_000_000
+    tenant_from_records: bool = False  # a document's own tenant field decides its tenant
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,13 +138,11 @@ def utf8_problem(
 def read_text_file(ref: FileRef, ctx: ReadContext) -> str | InputProblem:
     """The file as UTF-8 text with ``\\n`` line ends, or the problem that stops it being read."""
     try:
-        size = ref.disk.stat().st_size
-        if size > ctx.max_doc_chars * _MAX_BYTES_PER_CHAR:
-            return too_large_problem(ref.label, f"{size:,} bytes", ctx.max_doc_chars)
-        with ref.disk.open("rb") as fh:
-            data = fh.read()
+        data = read_limited(ref, ctx)
     except OSError as err:
         return os_problem(ref, err)
+    if isinstance(data, InputProblem):
+        return data
     problem = binary_problem(ref, data[:BINARY_PROBE_BYTES])
     if problem is not None:
         return problem
@@ -137,7 +150,44 @@ def read_text_file(ref: FileRef, ctx: ReadContext) -> str | InputProblem:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
         return utf8_problem(ref, err)
+    # Checked before any parser (YAML, HTML) runs, so their cost is bounded by the limit.
+    if len(text) > ctx.max_doc_chars:
+        return too_large_problem(ref.label, f"{len(text):,} characters", ctx.max_doc_chars)
     return text.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def byte_limit(ctx: ReadContext) -> int:
+    """Bytes a file (or a JSON Lines line) may have: ``max_doc_bytes``, and no more than
+    ``max_doc_chars`` characters can take in UTF-8."""
+    return min(ctx.max_doc_bytes, ctx.max_doc_chars * _MAX_BYTES_PER_CHAR)
+
+
+def read_limited(ref: FileRef, ctx: ReadContext) -> bytes | InputProblem:
+    """The file's bytes, or a problem when it is over the byte limit (never read past it).
+
+    The limit is :func:`byte_limit`. The read stops one byte past it, so neither a huge file
+    nor one that grows while it is read is ever held in memory whole.
+
+    Raises:
+        OSError: the file cannot be opened or read.
+    """
+    limit = byte_limit(ctx)
+    with ref.disk.open("rb") as fh:
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        return too_large_bytes_problem(ref.label, limit)
+    return data
+
+
+def too_large_bytes_problem(label: str, limit: int, line: int | None = None) -> InputProblem:
+    """The problem for a file (or JSON Lines line) over the byte limit; it is not parsed."""
+    what = "line" if line is not None else "file"
+    return InputProblem(
+        label,
+        f"{what} too large: over the limit of {limit:,} bytes, so it is not parsed; split it, "
+        "or raise the limit with RAGCTX_MAX_DOC_BYTES (and RAGCTX_MAX_DOC_CHARS)",
+        line=line,
+    )
 
 
 def too_large_problem(label: str, size: str, limit: int, line: int | None = None) -> InputProblem:
@@ -176,14 +226,18 @@ def _document(
         return InputProblem(ref.label, f"{err}; fix the value in the file")
     if not doc_id:
         return InputProblem(ref.label, "doc_id is empty; give it a value or remove it")
+    try:
+        tenant, groups = within_grant(tenant, groups, ctx)
+    except FieldError as err:
+        return InputProblem(ref.label, str(err), doc_id=doc_id)
     doc = Document(
         doc_id=doc_id,
         text=text,
         source=ctx.source,
         path=ref.label,
-        tenant=tenant or ctx.tenant,
+        tenant=tenant,
         title=title,
-        groups=groups or ctx.groups,
+        groups=groups,
         tags=merge_tags(tags, ctx.tags),
         updated_at=updated_at,
         metadata=json_safe(extra),
@@ -191,6 +245,40 @@ def _document(
         updated_at_from_mtime=from_mtime,
     )
     return Located(doc, ref.label)
+
+
+def within_grant(
+    tenant: str, groups: tuple[str, ...], ctx: ReadContext
+) -> tuple[str, tuple[str, ...]]:
+    """A document's tenant and groups under the sync's grant: its own values may only narrow.
+
+    The sync's tenant and groups are the ceiling (Elasticsearch document-level security works
+    the same way: the role, not the document, decides). A document that names no tenant gets
+    the sync's; one that names another tenant is refused, unless the sync was started with
+    per-record tenancy (``tenant_from_records``), where the document's tenant is taken. Groups
+    may narrow the grant: any groups under a grant that holds ``public`` (every principal of
+    the tenant), else a subset of the granted groups.
+
+    Raises:
+        FieldError: the document names another tenant, or groups beyond the grant; the
+            message says what to change.
+    """
+    if tenant and tenant != ctx.tenant and not ctx.tenant_from_records:
+        raise FieldError(
+            f"the document names tenant {tenant!r}, but this sync writes tenant "
+            f"{ctx.tenant!r}; a document cannot move itself into another tenant: remove its "
+            f"tenant field, sync it with --tenant {tenant}, or for a multi-tenant export pass "
+            "--tenant-from-records"
+        )
+    if groups and PUBLIC_GROUP not in ctx.groups:
+        wider = [g for g in groups if g not in ctx.groups]
+        if wider:
+            raise FieldError(
+                f"the document names groups {wider} beyond this sync's groups "
+                f"{list(ctx.groups)}; a document may narrow its groups, never widen them: "
+                "remove those groups from the document, or grant them with --groups"
+            )
+    return tenant or ctx.tenant, groups or ctx.groups
 
 
 def merge_tags(own: tuple[str, ...], added: tuple[str, ...]) -> tuple[str, ...]:
@@ -206,10 +294,9 @@ def read_markdown(ref: FileRef, ctx: ReadContext) -> Iterator[Read]:
     header: dict[str, Any] = {}
     match = _FRONT_MATTER.match(text)
     if match is not None:
-        try:
-            loaded = yaml.safe_load(match.group(1) or "")
-        except yaml.YAMLError as err:
-            yield InputProblem(ref.label, f"invalid YAML front matter: {_one_line(err)}; fix it")
+        loaded = _front_matter(ref, match.group(1) or "")
+        if isinstance(loaded, InputProblem):
+            yield loaded
             return
         # Front matter is a mapping. Anything else between two "---" lines is content that
         # happens to start with a thematic break, and stays in the text.
@@ -220,6 +307,71 @@ def read_markdown(ref: FileRef, ctx: ReadContext) -> Iterator[Read]:
     extra = {k: v for k, v in header.items() if k not in _DOC_KEYS}
     title = _first_h1(text) or ref.disk.stem
     yield _document(ref, ctx, text=text, title=title, fmt="markdown", fields=fields, extra=extra)
+
+
+class _TooDeepError(yaml.YAMLError):
+    """Front matter nests deeper than :data:`MAX_NESTING`."""
+
+
+class _FrontMatterLoader(yaml.SafeLoader):
+    """YAML's safe loader without anchors and aliases, and with bounded nesting.
+
+    Front matter is a few plain fields. An alias can make a few hundred bytes expand into
+    gigabytes (the "billion laughs"), and PyYAML's scanner does quadratic work in the depth
+    of nested ``[``/``{`` (seconds for 2,000 levels), so nesting is refused while scanning,
+    long before the parser would hit Python's recursion limit.
+    """
+
+    def fetch_flow_collection_start(self, TokenClass: Any) -> None:  # noqa: N803 (PyYAML's name)
+        if self.flow_level >= MAX_NESTING:
+            raise _TooDeepError
+        super().fetch_flow_collection_start(TokenClass)
+
+    def add_indent(self, column: int) -> bool:
+        if len(self.indents) >= MAX_NESTING:
+            raise _TooDeepError
+        return bool(super().add_indent(column))
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            kind = "alias" if isinstance(event, yaml.AliasEvent) else "anchor"
+            raise yaml.YAMLError(
+                f"YAML {kind} {event.anchor!r} at line {event.start_mark.line + 1}: anchors "
+                "and aliases are not allowed in front matter; write the values out"
+            )
+        return super().compose_node(parent, index)
+
+
+def _front_matter(ref: FileRef, raw: str) -> Any:
+    """Parse front matter with :class:`_FrontMatterLoader`, bounded in size and nesting."""
+    size = len(raw.encode("utf-8"))
+    if size > MAX_FRONT_MATTER_BYTES:
+        return InputProblem(
+            ref.label,
+            f"front matter too large: {size:,} bytes, over {MAX_FRONT_MATTER_BYTES:,}; keep "
+            "front matter to a few fields and move the rest into the document",
+        )
+    try:
+        loaded = yaml.load(raw, Loader=_FrontMatterLoader)  # a SafeLoader, see the class
+    except _TooDeepError:
+        return InputProblem(ref.label, _too_deep("front matter"))
+    except yaml.YAMLError as err:
+        return InputProblem(ref.label, f"invalid YAML front matter: {_one_line(err)}; fix it")
+    except (ValueError, OverflowError) as err:
+        # YAML's own types fail outside the parser, e.g. a timestamp in year 0
+        return InputProblem(
+            ref.label, f"invalid value in YAML front matter: {_one_line(err)}; fix it"
+        )
+    except RecursionError:
+        return InputProblem(ref.label, _too_deep("front matter"))
+    if nesting_depth(loaded) > MAX_NESTING:
+        return InputProblem(ref.label, _too_deep("front matter"))
+    return loaded
+
+
+def _too_deep(what: str) -> str:
+    return f"{what} is nested deeper than {MAX_NESTING} levels of lists and mappings; flatten it"
 
 
 def _first_h1(text: str) -> str:
@@ -251,7 +403,11 @@ def read_html(ref: FileRef, ctx: ReadContext) -> Iterator[Read]:
     if isinstance(html, InputProblem):
         yield html
         return
-    page = html_to_text(html)
+    try:
+        page = html_to_text(html)
+    except HtmlTooDeepError as err:
+        yield InputProblem(ref.label, f"{err}; flatten the page or exclude it")
+        return
     fields: dict[str, Any] = {k: v for k, v in page.meta.items() if k in _DOC_KEYS}
     extra: dict[str, Any] = {k: v for k, v in page.meta.items() if k not in _DOC_KEYS}
     title = page.title or _first_h1(page.text) or ref.disk.stem
@@ -264,11 +420,26 @@ def read_pdf(ref: FileRef, ctx: ReadContext) -> Iterator[Read]:
     from pypdf.errors import PyPdfError
 
     try:
-        reader = PdfReader(ref.disk)
+        data = read_limited(ref, ctx)
+        if isinstance(data, InputProblem):
+            yield data
+            return
+        reader = PdfReader(io.BytesIO(data))
         if reader.is_encrypted and not reader.decrypt(""):
             yield InputProblem(ref.label, "encrypted PDF; decrypt it first")
             return
-        pages = [(page.extract_text() or "").strip() for page in reader.pages]
+        pages: list[str] = []
+        chars = 0
+        for page in reader.pages:
+            pages.append((page.extract_text() or "").strip())
+            chars += len(pages[-1])
+            if chars > ctx.max_doc_chars:
+                # stop extracting: the document is refused anyway, and a small PDF can hold
+                # streams that decompress into far more text than the limit
+                yield too_large_problem(
+                    ref.label, f"over {chars:,} characters of text", ctx.max_doc_chars
+                )
+                return
         info = reader.metadata
         meta_title = str(info.title or "").strip() if info is not None else ""
     except OSError as err:

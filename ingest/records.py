@@ -14,19 +14,31 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
-from ingest.fields import FieldError, json_safe, parse_date, parse_str, parse_str_list
+from ingest.fields import (
+    FieldError,
+    json_safe,
+    nesting_depth,
+    parse_date,
+    parse_str,
+    parse_str_list,
+)
 from ingest.readers import (
     BINARY_PROBE_BYTES,
+    MAX_NESTING,
     FileRef,
     Located,
     Read,
     ReadContext,
     binary_problem,
+    byte_limit,
     flag_for,
     merge_tags,
     mtime,
     os_problem,
+    read_limited,
+    too_large_bytes_problem,
     utf8_problem,
+    within_grant,
 )
 from ingest.types import Document, InputProblem
 
@@ -38,7 +50,12 @@ class _RecordError(ValueError):
 
 
 def read_jsonl(ref: FileRef, ctx: ReadContext, *, fmt: str = "json") -> Iterator[Read]:
-    """Read a JSON Lines file, one record per non-blank line."""
+    """Read a JSON Lines file, one record per non-blank line.
+
+    A line longer than the byte limit is reported and skipped without being held in memory
+    whole or parsed; the lines after it are still read.
+    """
+    limit = byte_limit(ctx)
     try:
         with ref.disk.open("rb") as fh:
             problem = binary_problem(ref, fh.read(BINARY_PROBE_BYTES))
@@ -47,8 +64,16 @@ def read_jsonl(ref: FileRef, ctx: ReadContext, *, fmt: str = "json") -> Iterator
                 return
             fh.seek(0)
             offset = 0
-            for lineno, raw in enumerate(fh, start=1):
+            lineno = 0
+            while raw := fh.readline(limit + 1):
+                lineno += 1
                 base, offset = offset, offset + len(raw)
+                if len(raw) > limit and not raw.endswith(b"\n"):
+                    while (rest := fh.readline(limit)) and not rest.endswith(b"\n"):
+                        offset += len(rest)
+                    offset += len(rest)
+                    yield too_large_bytes_problem(ref.label, limit, line=lineno)
+                    continue
                 try:
                     line = raw.decode("utf-8")
                 except UnicodeDecodeError as err:
@@ -58,37 +83,54 @@ def read_jsonl(ref: FileRef, ctx: ReadContext, *, fmt: str = "json") -> Iterator
                     line = line.removeprefix("\ufeff")
                 if not line.strip():
                     continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    yield InputProblem(
-                        ref.label, f"invalid JSON: {err}; fix or remove the line", line=lineno
-                    )
+                record = _parse_json(ref, line, line=lineno)
+                if isinstance(record, InputProblem):
+                    yield record
                     continue
                 yield _from_record(record, ref, ctx, line=lineno, fmt=fmt)
     except OSError as err:
         yield os_problem(ref, err)
 
 
-def read_json(ref: FileRef, ctx: ReadContext) -> Iterator[Read]:
-    """Read a JSON file holding one record or a list of records."""
+def _parse_json(ref: FileRef, text: str, *, line: int | None) -> Any:
+    """``json.loads`` with its failures as problems; the text was size-checked already."""
     try:
-        with ref.disk.open("rb") as fh:
-            data = fh.read()
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        fix = "fix or remove the line" if line is not None else "fix the file"
+        return InputProblem(
+            ref.label, f"invalid JSON: {err}; {fix}", line=line if line is not None else err.lineno
+        )
+    except RecursionError:
+        return InputProblem(
+            ref.label,
+            f"JSON nested deeper than {MAX_NESTING} levels of lists and objects; flatten it",
+            line=line,
+        )
+
+
+def read_json(ref: FileRef, ctx: ReadContext) -> Iterator[Read]:
+    """Read a JSON file holding one record or a list of records (within the byte limit)."""
+    try:
+        data = read_limited(ref, ctx)
     except OSError as err:
         yield os_problem(ref, err)
+        return
+    if isinstance(data, InputProblem):
+        yield data
         return
     problem = binary_problem(ref, data[:BINARY_PROBE_BYTES])
     if problem is not None:
         yield problem
         return
     try:
-        loaded = json.loads(data.decode("utf-8").removeprefix("\ufeff"))
+        text = data.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError as err:
         yield utf8_problem(ref, err)
         return
-    except json.JSONDecodeError as err:
-        yield InputProblem(ref.label, f"invalid JSON: {err}; fix the file", line=err.lineno)
+    loaded = _parse_json(ref, text, line=None)
+    if isinstance(loaded, InputProblem):
+        yield loaded
         return
     if isinstance(loaded, dict):
         yield _from_record(loaded, ref, ctx, line=None, fmt="json")
@@ -135,10 +177,21 @@ def _from_record(
     try:
         if not isinstance(record, dict):
             raise _RecordError(f"expected a JSON object per record, got a {type(record).__name__}")
+        if nesting_depth(record) > MAX_NESTING:
+            raise _RecordError(
+                f"record nested deeper than {MAX_NESTING} levels of lists and objects; flatten it"
+            )
         doc_id = _record_id(record, ctx)
         doc = _record_document(record, doc_id, ref, ctx, fmt=fmt)
     except (_RecordError, FieldError) as err:
         return InputProblem(ref.label, prefix + str(err), line=line, doc_id=doc_id)
+    except Exception as err:  # noqa: BLE001 (one record's failure, whatever it is, is its own)
+        return InputProblem(
+            ref.label,
+            f"{prefix}cannot read the record: {type(err).__name__}: {err}; fix or remove it",
+            line=line,
+            doc_id=doc_id,
+        )
     return Located(doc, ref.label, line, number)
 
 
@@ -187,6 +240,7 @@ def _record_document(
     title = "" if get("title") is None else parse_str(get("title"), label("title"))
     tenant = "" if get("tenant") is None else parse_str(get("tenant"), label("tenant"))
     groups = () if get("groups") is None else parse_str_list(get("groups"), label("groups"))
+    tenant, groups = within_grant(tenant, groups, ctx)
     tags = () if get("tags") is None else parse_str_list(get("tags"), label("tags"))
     raw_date = get("updated_at")
     # The mtime fallback stays out of doc_hash (see Document.doc_hash): rewriting one line of
@@ -203,9 +257,9 @@ def _record_document(
         text=text,
         source=ctx.source,
         path=f"{ref.label}#{doc_id}",
-        tenant=tenant or ctx.tenant,
+        tenant=tenant,
         title=title,
-        groups=groups or ctx.groups,
+        groups=groups,
         tags=merge_tags(tags, ctx.tags),
         updated_at=updated_at,
         metadata=json_safe(extra),

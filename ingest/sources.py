@@ -47,7 +47,14 @@ from ingest.readers import (
 from ingest.records import read_beir_corpus, read_json, read_jsonl
 from ingest.types import Document, InputProblem
 
-__all__ = ["KINDS", "FieldMapping", "SourceSpec", "count_source_files", "read_source"]
+__all__ = [
+    "KINDS",
+    "FieldMapping",
+    "SourceSpec",
+    "check_source",
+    "count_source_files",
+    "read_source",
+]
 
 log = logging.getLogger(__name__)
 
@@ -101,20 +108,28 @@ class SourceSpec:
     tags: tuple[str, ...] = ()
     fields: FieldMapping = field(default_factory=FieldMapping)
     kind: str = "auto"
+    tenant_from_records: bool = False
+    """Per-record tenancy: a document's own tenant field decides its tenant (``tenant`` is
+    then only the default of documents that name none). Off, a document naming another
+    tenant than ``tenant`` is a problem (see ``ingest.readers.within_grant``)."""
 
 
 def read_source(
-    spec: SourceSpec, *, max_doc_chars: int = 2_000_000
+    spec: SourceSpec, *, max_doc_chars: int = 2_000_000, max_doc_bytes: int = 8_000_000
 ) -> Iterator[Document | InputProblem]:
     """Read every document of a source, one at a time.
 
     One bad document never stops the rest: it comes out as an :class:`InputProblem` naming the
-    file (and line), what is wrong and what to do. The second and later documents with an id
-    already read from this source are problems too; the first one stands.
+    file (and line), what is wrong and what to do. Any exception a reader raises is caught
+    here too: it becomes a problem of its file, and the other files are still read. The
+    second and later documents with an id already read from this source (for one tenant)
+    are problems too; the first one stands.
 
     Args:
         spec: the source and its defaults.
         max_doc_chars: documents longer than this are reported, not read.
+        max_doc_bytes: files (and JSON Lines lines) larger than this are reported, not
+            parsed.
 
     Returns:
         An iterator of documents and problems, in sorted path order.
@@ -124,12 +139,13 @@ def read_source(
             or a glob pattern is empty.
     """
     kind = _resolve_kind(spec)
-    if max_doc_chars < 1:
-        raise InvalidInputError(
-            f"max_doc_chars must be at least 1, got {max_doc_chars}; set RAGCTX_MAX_DOC_CHARS",
-            field="max_doc_chars",
-            value=max_doc_chars,
-        )
+    for name, value in (("max_doc_chars", max_doc_chars), ("max_doc_bytes", max_doc_bytes)):
+        if value < 1:
+            raise InvalidInputError(
+                f"{name} must be at least 1, got {value}; set RAGCTX_{name.upper()}",
+                field=name,
+                value=value,
+            )
     ctx = ReadContext(
         source=source_name(spec),
         tenant=spec.tenant,
@@ -137,8 +153,19 @@ def read_source(
         tags=spec.tags,
         fields=spec.fields,
         max_doc_chars=max_doc_chars,
+        max_doc_bytes=max_doc_bytes,
+        tenant_from_records=spec.tenant_from_records,
     )
     return _checked(_read_all(spec, kind, ctx), max_doc_chars)
+
+
+def check_source(spec: SourceSpec) -> None:
+    """Raise for a source that cannot be synced at all, before anything is read or written.
+
+    Raises:
+        InvalidInputError: as :func:`read_source` (a missing path, a bad kind or glob).
+    """
+    _resolve_kind(spec)
 
 
 def count_source_files(spec: SourceSpec) -> int:
@@ -193,7 +220,7 @@ def _read_all(spec: SourceSpec, kind: str, ctx: ReadContext) -> Iterator[Read]:
     if kind == "beir":
         corpus = spec.path / "corpus.jsonl"
         ref = FileRef(corpus, "corpus.jsonl", _join(ctx.source, "corpus.jsonl"))
-        yield from read_beir_corpus(ref, ctx)
+        yield from _guarded(read_beir_corpus, ref, ctx)
         return
     for item in _files(spec, kind):
         if isinstance(item, InputProblem):
@@ -208,12 +235,39 @@ def _read_all(spec: SourceSpec, kind: str, ctx: ReadContext) -> Iterator[Read]:
                 f"{', '.join(SUPPORTED_SUFFIXES)}; narrow --include or convert the file",
             )
             continue
-        yield from reader(item, ctx)
+        yield from _guarded(reader, item, ctx)
+
+
+def _guarded(
+    reader: Callable[[FileRef, ReadContext], Iterator[Read]], ref: FileRef, ctx: ReadContext
+) -> Iterator[Read]:
+    """``reader``'s items; an exception it raises becomes a problem of the file, not a crash.
+
+    Readers turn the failures they know into problems themselves; this is the net under
+    them for the ones nobody foresaw (a parser's internal error on hostile bytes). The file's
+    documents not read yet keep their stored version: the sync deletes nothing of a file
+    with a problem.
+    """
+    items = reader(ref, ctx)
+    while True:
+        try:
+            item = next(items)
+        except StopIteration:
+            return
+        except Exception as err:  # noqa: BLE001 (any failure of one file is that file's)
+            message = " ".join(str(err).split())[:300]
+            yield InputProblem(
+                ref.label,
+                f"cannot read the file: {type(err).__name__}: {message}; the rest of the file "
+                "is skipped and its stored documents are kept; fix or exclude the file",
+            )
+            return
+        yield item
 
 
 def _checked(items: Iterator[Read], max_doc_chars: int) -> Iterator[Document | InputProblem]:
     """Apply the checks every document gets: empty, too large, duplicate id."""
-    first_seen: dict[str, str] = {}
+    first_seen: dict[tuple[str, str], str] = {}
     for item in items:
         if isinstance(item, InputProblem):
             yield item
@@ -234,11 +288,11 @@ def _checked(items: Iterator[Read], max_doc_chars: int) -> Iterator[Document | I
                 doc_id=doc.doc_id,
             )
             continue
-        earlier = first_seen.get(doc.doc_id)
+        earlier = first_seen.get((doc.tenant, doc.doc_id))
         if earlier is not None:
             yield _duplicate(item, earlier)
             continue
-        first_seen[doc.doc_id] = item.where
+        first_seen[doc.tenant, doc.doc_id] = item.where
         yield doc
 
 

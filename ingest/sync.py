@@ -13,6 +13,19 @@ interrupted replacement are removed on the next run.
 
 A document that fails to read on re-sync keeps its previous version (it is reported as failed
 and never deleted as "gone"): stale but searchable beats missing.
+
+Scope. A sync's scope is (collection, tenant, source): it reads, replaces and deletes only the
+documents of its own tenant under that source name, so two tenants' sources may share a name.
+With per-record tenancy (``SourceSpec.tenant_from_records``) the documents' own tenants decide,
+and deletions are scoped per record tenant: a document of tenant T is deleted as gone only when
+this run read at least one document of T from the source.
+
+Deletion guards (rsync's ``--max-delete`` is the model). Nothing is deleted under a file or
+folder that could not be read. A source that yields no documents while the collection holds
+some for it, or a sync that would delete more than ``mass_delete_fraction`` of a source's
+documents (and at least ``mass_delete_min_docs``), deletes nothing of that source and reports
+the deletions as withheld, unless ``allow_mass_delete`` is set. Additions and updates still
+happen; the plan of a dry run shows the same.
 """
 
 from __future__ import annotations
@@ -29,12 +42,12 @@ from index import Encoders, Store
 from index.errors import InvalidInputError
 from index.schema import Filter, MatchValue, PointRecord, point_id
 from ingest.chunking import Chunker
-from ingest.sources import SourceSpec, read_source, source_name
+from ingest.sources import SourceSpec, check_source, read_source, source_name
 from ingest.types import Chunk, Document, InputProblem
 
 log = logging.getLogger(__name__)
 
-HELD_FIELDS = ("doc_id", "doc_hash", "chunk_index", "chunk_count", "path")
+HELD_FIELDS = ("tenant", "doc_id", "doc_hash", "chunk_index", "chunk_count", "path")
 
 
 class SyncProgress(Protocol):
@@ -91,7 +104,23 @@ class SyncOptions:
     partition: Partition | None = None
     batch_chunks: int = 256
     max_doc_chars: int = 2_000_000
+    max_doc_bytes: int = 8_000_000
     optimize_threshold: int | None = None  # optimize() after the sync once this many points
+    allow_mass_delete: bool = False
+    mass_delete_fraction: float = 0.5  # of a source's documents, in its tenant and partition
+    mass_delete_min_docs: int = 5  # fewer deletions than this are never "mass"
+
+
+@dataclass(frozen=True, slots=True)
+class WithheldDeletion:
+    """Deletions a sync did not make: a source that would lose most (or all) of its documents."""
+
+    source: str
+    tenant: str | None  # None: every record tenant of a per-record sync
+    would_delete: int
+    held: int
+    doc_ids: tuple[str, ...]  # the first few of them, for the message
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +151,7 @@ class SyncReport:
     problems: tuple[InputProblem, ...] = ()
     plan: tuple[PlannedAction, ...] = ()
     notes: tuple[str, ...] = ()
+    withheld: tuple[WithheldDeletion, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the ``--json`` summary and the admin job summary)."""
@@ -146,6 +176,17 @@ class SyncReport:
                 {"action": a.action, "source": a.source, "doc_id": a.doc_id} for a in self.plan
             ],
             "notes": list(self.notes),
+            "withheld": [
+                {
+                    "source": w.source,
+                    "tenant": w.tenant,
+                    "would_delete": w.would_delete,
+                    "held": w.held,
+                    "doc_ids": list(w.doc_ids),
+                    "message": w.message,
+                }
+                for w in self.withheld
+            ],
         }
 
 
@@ -179,6 +220,7 @@ class _Tally:
     problems: list[InputProblem] = field(default_factory=list)
     plan: list[PlannedAction] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    withheld: list[WithheldDeletion] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,27 +252,43 @@ def sync(
         print(report.added, report.updated, report.deleted)
 
     Args:
-        sources: the sources to sync; each is its own sync scope (``SourceSpec.name``).
+        sources: the sources to sync; each is its own sync scope (its tenant and
+            ``SourceSpec.name``).
         collection: created on first use with the encoders' dimension.
         store: the open store.
         encoders: dense and BM25 encoders (the collection records which).
         chunker: splits documents into chunks.
-        options: dry run, partition, batch size, optimize threshold.
+        options: dry run, partition, batch size, limits, deletion guards, optimize threshold.
         progress: optional progress hooks.
 
     Returns:
-        The counts, the problems met and, for a dry run, the plan.
+        The counts, the problems met, the deletions withheld and, for a dry run, the plan.
 
     Raises:
-        InvalidInputError: a source path that does not exist, or two sources with one name.
+        InvalidInputError: a source path that does not exist, or two sources with one scope;
+            raised before anything is written.
         StoreUnavailableError: the store cannot be written.
     """
     started = time.perf_counter()
     names = [source_name(spec) for spec in sources]
-    if len(set(names)) != len(names):
+    for spec in sources:
+        check_source(spec)  # a missing path stops the sync before any source is touched
+    scopes = [
+        (name, None if spec.tenant_from_records else spec.tenant)
+        for spec, name in zip(sources, names, strict=True)
+    ]
+    clashes = sorted(
+        {
+            name
+            for i, (name, tenant) in enumerate(scopes)
+            for other, other_tenant in scopes[i + 1 :]
+            if name == other and (tenant is None or other_tenant is None or tenant == other_tenant)
+        }
+    )
+    if clashes:
         raise InvalidInputError(
-            f"two sources share the name(s) {sorted({n for n in names if names.count(n) > 1})}; "
-            "give each a distinct --source-name",
+            f"two sources share the name(s) {clashes} in one tenant; give each a distinct "
+            "--source-name",
             field="source",
         )
     _ensure_collection(store, collection, encoders, create=not options.dry_run)
@@ -273,6 +331,7 @@ def sync(
         problems=tuple(tally.problems),
         plan=tuple(tally.plan),
         notes=tuple(tally.notes),
+        withheld=tuple(tally.withheld),
     )
 
 
@@ -294,14 +353,26 @@ def _ensure_collection(store: Store, collection: str, encoders: Encoders, *, cre
         )
 
 
-def _held_state(store: Store, collection: str, source: str) -> dict[str, _Held]:
+HeldKey = tuple[str, str]  # (tenant, doc_id)
+
+
+def _held_state(
+    store: Store, collection: str, source: str, tenant: str | None
+) -> dict[HeldKey, _Held]:
+    """What the collection holds for the scope: ``source`` in ``tenant`` (None: every tenant).
+
+    Point ids are read, never recomputed, so points written under an older id scheme
+    (``index.schema.legacy_point_id``) are replaced and deleted like any others.
+    """
     if not store.has_collection(collection):
         return {}
-    held: dict[str, _Held] = {}
-    flt = Filter(must=(MatchValue("source", source),))
-    for point in store.scroll(collection, flt, fields=HELD_FIELDS):
+    held: dict[HeldKey, _Held] = {}
+    must: tuple[MatchValue, ...] = (MatchValue("source", source),)
+    if tenant is not None:
+        must += (MatchValue("tenant", tenant),)
+    for point in store.scroll(collection, Filter(must=must), fields=HELD_FIELDS):
         p = point.payload
-        entry = held.setdefault(str(p["doc_id"]), _Held())
+        entry = held.setdefault((str(p["tenant"]), str(p["doc_id"])), _Held())
         doc_hash = str(p["doc_hash"])
         entry.versions.setdefault(doc_hash, {})[int(p["chunk_index"])] = point.id
         entry.counts[doc_hash] = int(p["chunk_count"])
@@ -321,32 +392,44 @@ def _sync_source(
     progress: SyncProgress | None,
     tally: _Tally,
 ) -> None:
-    held = _held_state(store, collection, name)
+    scope_tenant = None if spec.tenant_from_records else spec.tenant
+    held = _held_state(store, collection, name, scope_tenant)
     part = options.partition
-    seen: set[str] = set()
+    seen: set[HeldKey] = set()
+    failed_ids: set[str] = set()  # a failed document's id: its stored versions stay
     failed_paths: list[str] = []
+    read_tenants: set[str] = set()
+
+    def failed(problem: InputProblem) -> None:
+        failed_paths.append(problem.path)
+        if problem.doc_id is not None:
+            failed_ids.add(problem.doc_id)
+        tally.failed += 1
+        tally.problems.append(problem)
+        log.warning("skipped %s", problem)
 
     def wanted(items: Iterable[Document | InputProblem]) -> Iterator[_Pending]:
         for item in items:
             if progress is not None:
                 progress.documents(1)
             if isinstance(item, InputProblem):
-                if item.doc_id is not None:
-                    seen.add(item.doc_id)
-                    if part is not None and not part.owns(item.doc_id):
-                        continue
-                failed_paths.append(item.path)
-                tally.failed += 1
-                tally.problems.append(item)
-                log.warning("skipped %s", item)
+                if item.doc_id is not None and part is not None and not part.owns(item.doc_id):
+                    failed_ids.add(item.doc_id)
+                    continue
+                failed(item)
                 continue
             doc = item
+            key = (doc.tenant, doc.doc_id)
+            seen.add(key)
+            read_tenants.add(doc.tenant)
             if part is not None and not part.owns(doc.doc_id):
-                seen.add(doc.doc_id)
                 continue
-            seen.add(doc.doc_id)
-            doc_hash = doc.doc_hash
-            entry = held.get(doc.doc_id)
+            try:
+                doc_hash = doc.doc_hash
+            except Exception as err:  # noqa: BLE001 (one document's failure is its own)
+                failed(_document_problem(doc, "cannot hash the document", err))
+                continue
+            entry = held.get(key)
             if entry is not None and entry.complete(doc_hash):
                 leftovers = entry.ids_except(doc_hash)
                 if leftovers and not options.dry_run:
@@ -361,7 +444,12 @@ def _sync_source(
                 tally.added += is_new
                 tally.updated += not is_new
                 continue
-            chunks = chunker.chunk(doc)
+            try:
+                chunks = chunker.chunk(doc)
+            except Exception as err:  # noqa: BLE001 (one document's failure is its own)
+                tally.plan.pop()
+                failed(_document_problem(doc, "cannot chunk the document", err))
+                continue
             if progress is not None:
                 progress.chunks(len(chunks))
             stale = [] if entry is None else entry.ids_except(doc_hash)
@@ -369,7 +457,10 @@ def _sync_source(
 
     batch: list[_Pending] = []
     batch_chunks = 0
-    for pending in wanted(read_source(spec, max_doc_chars=options.max_doc_chars)):
+    items = read_source(
+        spec, max_doc_chars=options.max_doc_chars, max_doc_bytes=options.max_doc_bytes
+    )
+    for pending in wanted(items):
         batch.append(pending)
         batch_chunks += len(pending.chunks)
         if batch_chunks >= options.batch_chunks:
@@ -394,16 +485,40 @@ def _sync_source(
             tally=tally,
         )
 
-    # Documents gone from the source (in this partition), unless their file failed to read.
-    for doc_id, entry in sorted(held.items()):
-        if doc_id in seen or (part is not None and not part.owns(doc_id)):
+    # Documents gone from the source (in this partition and tenant scope), unless their file,
+    # a folder above it or the document itself failed to read.
+    in_scope = {
+        key: entry
+        for key, entry in held.items()
+        if (part is None or part.owns(key[1]))
+        and (scope_tenant is not None or key[0] in read_tenants)
+    }
+    gone: list[tuple[HeldKey, _Held]] = []
+    for key, entry in sorted(in_scope.items()):
+        if key in seen:
             continue
-        if any(_same_file(entry.path, bad) for bad in failed_paths):
+        if key[1] in failed_ids or any(_same_file(entry.path, bad) for bad in failed_paths):
             tally.notes.append(
-                f"kept {doc_id!r}: its file {entry.path!r} failed to read; fix it and re-run"
+                f"kept {key[1]!r}: its file {entry.path!r} failed to read; fix it and re-run"
             )
             continue
-        tally.plan.append(PlannedAction("delete", name, doc_id))
+        gone.append((key, entry))
+    if scope_tenant is None:
+        others = sorted({t for t, _ in held} - read_tenants)
+        if others:
+            tally.notes.append(
+                f"kept the documents of tenant(s) {others} under {name!r}: this run read no "
+                "record of theirs (per-record tenancy deletes only within the tenants it reads)"
+            )
+    withheld = _withheld(
+        name, scope_tenant, gone, held=len(in_scope), read=bool(seen), options=options
+    )
+    if withheld is not None:
+        tally.withheld.append(withheld)
+        log.warning("%s", withheld.message)
+        return
+    for key, entry in gone:
+        tally.plan.append(PlannedAction("delete", name, key[1]))
         tally.deleted += 1
         if not options.dry_run:
             ids = entry.ids_except(None)
@@ -411,9 +526,59 @@ def _sync_source(
             tally.chunks_deleted += len(ids)
 
 
+def _withheld(
+    name: str,
+    tenant: str | None,
+    gone: list[tuple[HeldKey, _Held]],
+    *,
+    held: int,
+    read: bool,
+    options: SyncOptions,
+) -> WithheldDeletion | None:
+    """The deletions to withhold from a source, or None when they may go ahead."""
+    if not gone or options.allow_mass_delete:
+        return None
+    scope = f"source {name!r}" + (f" of tenant {tenant!r}" if tenant is not None else "")
+    fix = "If that is intended, run the sync again with --allow-mass-delete"
+    if not read:
+        message = (
+            f"{scope} yielded no documents, but the collection holds {held} for it: nothing "
+            f"was deleted. Check that the path is the right one and is mounted. {fix}"
+        )
+    elif (
+        len(gone) >= options.mass_delete_min_docs
+        and len(gone) > options.mass_delete_fraction * held
+    ):
+        message = (
+            f"{scope}: the sync would delete {len(gone)} of its {held} documents "
+            f"({len(gone) / held:.0%}), more than RAGCTX_MASS_DELETE_FRACTION "
+            f"({options.mass_delete_fraction:.0%}): nothing was deleted. {fix}"
+        )
+    else:
+        return None
+    return WithheldDeletion(
+        source=name,
+        tenant=tenant,
+        would_delete=len(gone),
+        held=held,
+        doc_ids=tuple(key[1] for key, _ in gone[:10]),
+        message=message,
+    )
+
+
+def _document_problem(doc: Document, what: str, err: Exception) -> InputProblem:
+    message = " ".join(str(err).split())[:300]
+    return InputProblem(
+        doc.path,
+        f"{what}: {type(err).__name__}: {message}; fix or exclude the document",
+        doc_id=doc.doc_id,
+    )
+
+
 def _same_file(doc_path: str, problem_path: str) -> bool:
-    # A record's path is "file.jsonl#id"; a problem names the file (and maybe a line).
-    return doc_path == problem_path or doc_path.startswith(problem_path + "#")
+    # A record's path is "file.jsonl#id"; a problem names the file (and maybe a line), or a
+    # folder that could not be listed: nothing below it was read.
+    return doc_path == problem_path or doc_path.startswith((problem_path + "#", problem_path + "/"))
 
 
 def _write_batch(
@@ -436,7 +601,13 @@ def _write_batch(
         for chunk in pending.chunks:
             points.append(
                 PointRecord(
-                    id=point_id(source, pending.doc.doc_id, pending.doc_hash, chunk.index),
+                    id=point_id(
+                        pending.doc.tenant,
+                        source,
+                        pending.doc.doc_id,
+                        pending.doc_hash,
+                        chunk.index,
+                    ),
                     dense=dense[row].tolist(),
                     sparse=sparse[row],
                     payload=_payload(pending, chunk),

@@ -177,6 +177,22 @@ def ingest(
         str | None, typer.Option(help="Take hash partition i/n of each source (e.g. 0/4).")
     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan; write nothing.")] = False,
+    tenant_from_records: Annotated[
+        bool,
+        typer.Option(
+            "--tenant-from-records",
+            help="Per-record tenancy: each document's own tenant field decides its tenant "
+            "(multi-tenant exports); without it a document naming another tenant fails.",
+        ),
+    ] = False,
+    allow_mass_delete: Annotated[
+        bool,
+        typer.Option(
+            "--allow-mass-delete",
+            help="Delete even when a source yields no documents, or would lose more than "
+            "RAGCTX_MASS_DELETE_FRACTION of them.",
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars (stderr).")] = True,
     admin_key: Annotated[
@@ -222,6 +238,7 @@ def ingest(
             tags=_split(tags),
             fields=fields,
             kind=kind,
+            tenant_from_records=tenant_from_records,
         )
         for path in sources
     ]
@@ -236,7 +253,11 @@ def ingest(
         dry_run=dry_run,
         partition=Partition.parse(partition) if partition else None,
         max_doc_chars=settings.max_doc_chars,
+        max_doc_bytes=settings.max_doc_bytes,
         optimize_threshold=settings.optimize_threshold,
+        allow_mass_delete=allow_mass_delete,
+        mass_delete_fraction=settings.mass_delete_fraction,
+        mass_delete_min_docs=settings.mass_delete_min_docs,
     )
     show = progress and not as_json
     try:
@@ -255,7 +276,10 @@ def ingest(
         sys.stdout.write(json.dumps(summary) + "\n")
     else:
         _print_sync_report(summary)
-    if report.failed:
+    for withheld in report.withheld:
+        # also with --json: the JSON names it, and stderr tells a person why the exit is 1
+        err_console.print(f"[red]deletions withheld[/red] {withheld.message}", highlight=False)
+    if report.failed or report.withheld:
         raise typer.Exit(1)
 
 

@@ -108,6 +108,7 @@ def job_body(
                 "groups": list(spec.groups),
                 "tags": list(spec.tags),
                 "kind": spec.kind,
+                "tenant_from_records": spec.tenant_from_records,
                 "fields": {
                     "id": spec.fields.id,
                     "text": spec.fields.text,
@@ -129,12 +130,13 @@ def job_body(
         "dry_run": options.dry_run,
         "partition": None if part is None else f"{part.index}/{part.count}",
         "max_doc_chars": options.max_doc_chars,
+        "allow_mass_delete": options.allow_mass_delete,
     }
 
 
 def report_from_dict(raw: dict[str, Any]) -> SyncReport:
     """Rebuild a ``SyncReport`` from a job's JSON summary (``SyncReport.to_dict``)."""
-    from ingest.sync import PlannedAction
+    from ingest.sync import PlannedAction, WithheldDeletion
 
     return SyncReport(
         collection=str(raw["collection"]),
@@ -155,6 +157,18 @@ def report_from_dict(raw: dict[str, Any]) -> SyncReport:
         ),
         plan=tuple(PlannedAction(a["action"], a["source"], a["doc_id"]) for a in raw["plan"]),
         notes=tuple(raw["notes"]),
+        # a server older than the deletion guards sends no "withheld"
+        withheld=tuple(
+            WithheldDeletion(
+                source=str(w["source"]),
+                tenant=w["tenant"],
+                would_delete=int(w["would_delete"]),
+                held=int(w["held"]),
+                doc_ids=tuple(w["doc_ids"]),
+                message=str(w["message"]),
+            )
+            for w in raw.get("withheld", [])
+        ),
     )
 
 

@@ -236,10 +236,11 @@ class JobRunner:
             self._finish(job, JobState.FAILED, error=f"{type(err).__name__}: {err}")
             return
         job.report = report.to_dict()
-        state = JobState.FAILED if report.failed else JobState.SUCCEEDED
-        error = None
+        state = JobState.FAILED if report.failed or report.withheld else JobState.SUCCEEDED
+        errors = [w.message for w in report.withheld]
         if report.failed:
-            error = f"{report.failed} document(s) failed to read; see report.problems"
+            errors.append(f"{report.failed} document(s) failed to read; see report.problems")
+        error = " ".join(errors) or None
         self._finish(job, state, error=error)
 
     def _finish(self, job: Job, state: JobState, *, error: str | None) -> None:

@@ -58,6 +58,21 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(30, ge=0)
     chunk_encoding: Literal["cl100k_base", "o200k_base"] = "cl100k_base"
     max_doc_chars: int = Field(2_000_000, ge=1)
+    max_doc_bytes: int = Field(
+        8_000_000,
+        ge=1,
+        description="Larger files (and JSON Lines lines) are reported as failed, not parsed.",
+    )
+    mass_delete_fraction: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="A sync that would delete more than this share of a source's documents "
+        "deletes none of them without --allow-mass-delete.",
+    )
+    mass_delete_min_docs: int = Field(
+        5, ge=1, description="Fewer deletions than this never count as a mass delete."
+    )
     default_tenant: str = "default"
     default_groups: list[str] = Field(default_factory=lambda: ["public"])
     bm25_k: float = Field(1.2, gt=0)

@@ -248,6 +248,10 @@ class SourceIn(_In):
     tags: list[Name] = Field(default_factory=list)
     kind: Literal["auto", "files", "jsonl", "beir"] = "auto"
     fields: FieldMappingIn = Field(default_factory=FieldMappingIn)
+    tenant_from_records: bool = Field(
+        default=False,
+        description="Per-record tenancy: each document's own tenant field decides its tenant.",
+    )
 
 
 class IngestRequest(_In):
@@ -260,6 +264,10 @@ class IngestRequest(_In):
         default=None, description="i/n: one hash partition of each source."
     )
     max_doc_chars: int | None = Field(default=None, ge=1)
+    allow_mass_delete: bool = Field(
+        default=False,
+        description="Delete even when a source yields no documents or would lose most of them.",
+    )
 
 
 class JobProgressOut(BaseModel):

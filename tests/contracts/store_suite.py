@@ -50,7 +50,7 @@ def doc_point(
     chunk_index: int = 0,
 ) -> PointRecord:
     return PointRecord(
-        id=point_id("src", doc_id, "h1", chunk_index),
+        id=point_id("t", "src", doc_id, "h1", chunk_index),
         dense=dense,
         sparse=SparseVec(indices=list(terms), values=list(terms.values())),
         payload={

@@ -194,7 +194,7 @@ def store(
         "bm25",
         [
             PointRecord(
-                id=point_id("oracle", d.doc_id, "h", 0),
+                id=point_id("t", "oracle", d.doc_id, "h", 0),
                 dense=dense[i].tolist(),
                 sparse=sparse[i],
                 payload={"tenant": d.tenant, "doc_id": d.doc_id, "groups": ["public"]},

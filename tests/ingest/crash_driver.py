@@ -38,7 +38,7 @@ def main() -> None:
     store = EdgeStore(store_path)
     print("ready", flush=True)
     sync(
-        [SourceSpec(source, name="src")],
+        [SourceSpec(source, name="src", tenant="acme")],
         collection="docs",
         store=store,
         encoders=encoders,

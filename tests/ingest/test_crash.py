@@ -51,7 +51,7 @@ def resync(store_path: Path, source: Path, encoders: Any) -> dict[str, Any]:
             model_token_count=encoders.dense.count_tokens,
         )
         sync(
-            [SourceSpec(source, name="src")],
+            [SourceSpec(source, name="src", tenant="acme")],
             collection="docs",
             store=store,
             encoders=encoders,

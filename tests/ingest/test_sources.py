@@ -64,7 +64,7 @@ def test_markdown_front_matter_sets_fields_and_the_rest_becomes_metadata(tmp_pat
         "---\n"
         "# Version 7\n\nFaster sync.\n",
     )
-    spec = SourceSpec(tmp_path / "docs", tags=("imported",))
+    spec = SourceSpec(tmp_path / "docs", tags=("imported",), tenant="acme")
     docs, problems = read_all(spec)
     assert problems == []
     [doc] = docs
@@ -131,7 +131,7 @@ def test_html_becomes_markdown_like_text_with_meta_tags(tmp_path: Path) -> None:
         <table><tr><th>Plan</th><th>Price</th></tr><tr><td>Team</td><td>$10</td></tr></table>
         </body></html>""",
     )
-    [doc] = read_all(SourceSpec(tmp_path))[0]
+    [doc] = read_all(SourceSpec(tmp_path, tenant="acme"))[0]
     assert doc.title == "Pricing page"
     assert doc.doc_id == "pricing"
     assert doc.tenant == "acme"
@@ -203,7 +203,7 @@ def test_jsonl_records_follow_the_field_mapping(tmp_path: Path) -> None:
         id="key", text="body", title="heading", updated_at="modified",
         tenant="org", groups="teams", tags="labels",
     )  # fmt: skip
-    spec = SourceSpec(tmp_path / "data.jsonl", fields=fields, tags=("t",))
+    spec = SourceSpec(tmp_path / "data.jsonl", fields=fields, tags=("t",), tenant_from_records=True)
     docs, problems = read_all(spec)
     assert problems == []
     k1, k2 = docs
@@ -218,7 +218,7 @@ def test_jsonl_records_follow_the_field_mapping(tmp_path: Path) -> None:
     assert k2.doc_hash == replace(k2, updated_at=datetime(2000, 1, 1, tzinfo=UTC)).doc_hash
 
     lang_only = FieldMapping(id="key", text="body", metadata=("lang",))
-    only_lang = SourceSpec(tmp_path / "data.jsonl", fields=lang_only)
+    only_lang = SourceSpec(tmp_path / "data.jsonl", fields=lang_only, tenant_from_records=True)
     assert [d.metadata for d in read_all(only_lang)[0]] == [{"lang": "en"}, {"lang": "fr"}]
 
 
@@ -506,12 +506,12 @@ def test_empty_document_is_a_problem(tmp_path: Path) -> None:
 
 def test_huge_document_names_size_limit_and_setting(tmp_path: Path) -> None:
     write(tmp_path / "big.txt", "x" * 300)
-    write(tmp_path / "bigger.txt", "y" * 5000)  # over 4 bytes a character: not even read
+    write(tmp_path / "bigger.txt", "y" * 5000)  # over 4 bytes a character: never parsed
     path = write(tmp_path / "r.jsonl", json.dumps({"id": "r", "text": "z" * 200}) + "\n")
     problems = read_all(SourceSpec(tmp_path), max_doc_chars=100)[1]
     messages = {Path(p.path).name: p.message for p in problems}
     assert "300 characters, over the limit of 100 characters" in messages["big.txt"]
-    assert "5,000 bytes, over the limit of 100 characters" in messages["bigger.txt"]
+    assert "file too large: over the limit of 400 bytes" in messages["bigger.txt"]
     assert "200 characters" in messages["r.jsonl"]
     assert all("RAGCTX_MAX_DOC_CHARS" in m for m in messages.values())
     assert [p.line for p in problems if p.path == path.as_posix()] == [1]

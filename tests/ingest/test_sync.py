@@ -82,7 +82,7 @@ def run(spec: SourceSpec, store: Any, encoders: Any, chunker: Chunker, **opts: A
 def test_first_sync_adds_everything_and_the_second_skips_it(
     tmp_path: Path, store: Any, encoders: Any, chunker: Chunker
 ) -> None:
-    spec = SourceSpec(write_corpus(tmp_path / "src"), name="src")
+    spec = SourceSpec(write_corpus(tmp_path / "src"), name="src", tenant="acme")
     first = run(spec, store, encoders, chunker)
     assert (first.added, first.updated, first.deleted, first.failed) == (10, 0, 0, 0)
     assert first.chunks_written == store.count(C) > 10
@@ -101,7 +101,7 @@ def test_changed_documents_are_replaced_and_vanished_ones_deleted(
     tmp_path: Path, store: Any, encoders: Any, chunker: Chunker
 ) -> None:
     src = write_corpus(tmp_path / "src")
-    spec = SourceSpec(src, name="src")
+    spec = SourceSpec(src, name="src", tenant="acme")
     run(spec, store, encoders, chunker)
     old_doc1 = {p.id for p in store.scroll(C, Filter(must=(MatchValue("doc_id", "doc1.md"),)))}
 
@@ -156,7 +156,7 @@ def test_a_reader_never_finds_a_changed_document_missing(
     tmp_path: Path, store: Any, encoders: Any, chunker: Chunker
 ) -> None:
     src = write_corpus(tmp_path / "src")
-    spec = SourceSpec(src, name="src")
+    spec = SourceSpec(src, name="src", tenant="acme")
     run(spec, store, encoders, chunker)
     for i in range(6):
         path = src / f"doc{i}.md"
@@ -171,7 +171,7 @@ def test_a_document_failing_on_resync_keeps_its_previous_version(
     tmp_path: Path, store: Any, encoders: Any, chunker: Chunker
 ) -> None:
     src = write_corpus(tmp_path / "src")
-    spec = SourceSpec(src, name="src")
+    spec = SourceSpec(src, name="src", tenant="acme")
     run(spec, store, encoders, chunker)
     before = state(store)
     (src / "doc4.md").write_bytes(b"---\ntitle: broken\n---\n\xff\xfe not utf-8")
@@ -191,7 +191,7 @@ def test_dry_run_plans_without_writing(
     tmp_path: Path, store: Any, encoders: Any, chunker: Chunker
 ) -> None:
     src = write_corpus(tmp_path / "src")
-    spec = SourceSpec(src, name="src")
+    spec = SourceSpec(src, name="src", tenant="acme")
     plan = run(spec, store, encoders, chunker, dry_run=True)
     assert plan.added == 10 and plan.chunks_written == 0
     assert not store.has_collection(C)
@@ -207,7 +207,7 @@ def test_partitions_together_equal_one_full_run(
     tmp_path: Path, store: Any, encoders: Any, chunker: Chunker
 ) -> None:
     src = write_corpus(tmp_path / "src", n=8)
-    spec = SourceSpec(src, name="src")
+    spec = SourceSpec(src, name="src", tenant="acme")
     owned = [sum(Partition(i, 3).owns(f"doc{j}.md") for i in range(3)) for j in range(8)]
     assert owned == [1] * 8
     for i in range(3):
@@ -241,13 +241,23 @@ def test_a_collection_built_with_other_vectors_is_refused(
 ) -> None:
     store.create_collection(C, dense_dim=16, meta={"dense_dim": 16, "bm25": {}})
     with pytest.raises(InvalidInputError, match="dense_dim=16"):
-        run(SourceSpec(write_corpus(tmp_path / "src"), name="src"), store, encoders, chunker)
+        run(
+            SourceSpec(write_corpus(tmp_path / "src"), name="src", tenant="acme"),
+            store,
+            encoders,
+            chunker,
+        )
 
 
 def test_payload_carries_the_schema(
     tmp_path: Path, store: Any, encoders: Any, chunker: Chunker
 ) -> None:
-    run(SourceSpec(write_corpus(tmp_path / "src", n=1), name="src"), store, encoders, chunker)
+    run(
+        SourceSpec(write_corpus(tmp_path / "src", n=1), name="src", tenant="acme"),
+        store,
+        encoders,
+        chunker,
+    )
     point = next(iter(store.scroll(C, Filter(must=(MatchValue("doc_id", "doc0.md"),)))))
     p = point.payload
     assert p["tenant"] == "acme" and p["groups"] == ["support"] and p["tags"] == ["t0"]

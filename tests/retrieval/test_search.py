@@ -278,7 +278,7 @@ def corpus(
     for name, records in SOURCES.items():
         path = folder / f"{name}.jsonl"
         path.write_text("\n".join(json.dumps(r) for r in records) + "\n", "utf-8")
-        specs.append(SourceSpec(path, name=name, kind="jsonl"))
+        specs.append(SourceSpec(path, name=name, kind="jsonl", tenant_from_records=True))
     store = open_backend(request.param)
     # Small chunks, so the queues guide spans several (fetch_documents checks their order).
     chunker = Chunker(

@@ -48,7 +48,10 @@ def corpus(tmp_path: Path) -> Path:
 
 def test_ingest_reports_failures_and_still_writes_the_rest(tmp_path: Path, corpus: Path) -> None:
     store = tmp_path / "store"
-    proc = ragctx("ingest", str(corpus), "--collection", "c", "--json", store=store, cwd=tmp_path)
+    proc = ragctx(
+        "ingest", str(corpus), "--collection", "c", "--tenant", "acme", "--json",
+        store=store, cwd=tmp_path,
+    )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     summary = json.loads(proc.stdout)  # exactly one JSON object on stdout
     assert (summary["added"], summary["failed"]) == (2, 2)

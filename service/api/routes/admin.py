@@ -45,6 +45,7 @@ def _specs(body: IngestRequest) -> list[SourceSpec]:
                 groups=tuple(src.groups),
                 tags=tuple(src.tags),
                 kind=src.kind,
+                tenant_from_records=src.tenant_from_records,
                 fields=FieldMapping(
                     id=f.id,
                     text=f.text,
@@ -72,7 +73,11 @@ def submit_ingest(
         partition=Partition.parse(body.partition) if body.partition else None,
         batch_chunks=SERVER_BATCH_CHUNKS,
         max_doc_chars=body.max_doc_chars or runtime.settings.max_doc_chars,
+        max_doc_bytes=runtime.settings.max_doc_bytes,
         optimize_threshold=None,  # never optimize() inside a serving process
+        allow_mass_delete=body.allow_mass_delete,
+        mass_delete_fraction=runtime.settings.mass_delete_fraction,
+        mass_delete_min_docs=runtime.settings.mass_delete_min_docs,
     )
     if runtime.jobs is None:
         raise NotReadyError("the server is starting: the job runner is not up yet; retry")

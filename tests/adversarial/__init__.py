@@ -1,0 +1,1 @@
+"""Adversarial tests: hostile input, careless operators; each fails on the code before its fix."""
