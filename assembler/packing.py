@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from time import perf_counter
 
-from assembler import render
+from assembler import render, untrusted
 from assembler.policy_schema import Packing, Policy
 from assembler.ranking import Ranked
 from assembler.rules.dedupe import DuplicateIndex, Signature
@@ -164,7 +164,11 @@ class Costing:
         known = candidate.body_tokens.get(self.encoding)
         if known is None or text != candidate.text:
             return None
-        if self.fmt is CitationFormat.XML and "<" in text and render.neutralize_xml(text) != text:
+        ascii_text = text.isascii()
+        if not ascii_text and untrusted.clean(text) != text:
+            return None  # normalising changes it
+        xml = self.fmt is CitationFormat.XML
+        if xml and ("<" in text or not ascii_text) and render.neutralize_xml(text) != text:
             return None
         size = len(text) if text.isascii() else len(text.encode())
         if not (len(text) <= PLAUSIBLE_CHARS_PER_TOKEN * known and known <= size + 1):

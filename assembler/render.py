@@ -16,9 +16,9 @@ from datetime import datetime
 from typing import Protocol
 
 from assembler.types import CitationFormat, ContextItem
+from assembler.untrusted import clean, escape_delimiters, safe_xml
 from index.schema import rendered_body
 
-_XML_LOOKALIKE = re.compile(r"<(?=\s*/?\s*(?:source|citations)\b)", re.IGNORECASE)
 _BACKTICK_RUNS = re.compile(r"`{3,}")
 XML_FOOTER = "</source>\n"
 XML_LIST_OPEN = "<citations>\n"
@@ -27,6 +27,7 @@ MARKDOWN_LIST_OPEN = "Citations:\n"
 
 
 def _one_line(value: str) -> str:
+    value = clean(value)
     if value.isprintable() and "  " not in value:  # the common case: nothing to collapse
         return value.strip()
     return " ".join(value.split())
@@ -37,7 +38,7 @@ def _attribute(value: str) -> str:
     if "&" in value or '"' in value or "<" in value or ">" in value:
         value = value.replace("&", "&amp;").replace('"', "&quot;")
         value = value.replace("<", "&lt;").replace(">", "&gt;")
-    return value
+    return escape_delimiters(value)  # the look-alike brackets
 
 
 def _date(moment: datetime | None) -> str:
@@ -47,11 +48,11 @@ def _date(moment: datetime | None) -> str:
 def neutralize_xml(text: str) -> str:
     """Escape look-alikes of the XML delimiters (``<source``, ``</citations>`` ...) in ``text``.
 
+    The text is normalised first (see ``assembler.untrusted``): full-width, small-form and
+    other look-alike brackets, and zero-width characters inside the tag's name, are caught.
     Only those tags are touched, so code samples with other angle brackets read as written.
     """
-    if "<" not in text:
-        return text
-    return _XML_LOOKALIKE.sub("&lt;", text)
+    return safe_xml(text)
 
 
 def markdown_fence(text: str) -> str:
@@ -111,7 +112,7 @@ def header(item: Framed, number: str, fmt: CitationFormat) -> str:
         ]
         shown = " ".join([f'{key}="{_attribute(value)}"' for key, value in attributes if value])
         return f"<source {shown}>\n"
-    title = _one_line(item.title) or item.doc_id
+    title = _one_line(item.title) or _one_line(item.doc_id)
     first = f"[{number}] {title}" + (f" — {_one_line(section)}" if section else "")
     facts = [
         ("source", item.source),
@@ -120,7 +121,7 @@ def header(item: Framed, number: str, fmt: CitationFormat) -> str:
         ("flags", flags),
     ]
     second = " · ".join([f"{key}: {_one_line(value)}" for key, value in facts if value])
-    fence = markdown_fence(item.text)
+    fence = markdown_fence(clean(item.text))
     return f"{first}\n{second}\n{fence}\n" if second else f"{first}\n{fence}\n"
 
 
@@ -128,14 +129,14 @@ def footer(item: Framed, fmt: CitationFormat) -> str:
     """The closing delimiter of ``item``, ending with a newline."""
     if fmt is CitationFormat.XML:
         return XML_FOOTER
-    return markdown_fence(item.text) + "\n"
+    return markdown_fence(clean(item.text)) + "\n"
 
 
 def rendered_text(text: str, fmt: CitationFormat) -> str:
-    """``text`` as rendered inside an item's delimiters, with delimiter look-alikes escaped."""
+    """``text`` as rendered inside an item's delimiters: normalised, look-alikes escaped."""
     if fmt is CitationFormat.XML:
         return body(neutralize_xml(text))
-    return body(text)  # the fence is chosen longer than any backtick run in the text
+    return body(clean(text))  # the fence is chosen longer than any backtick run in the text
 
 
 def safe_body(item: ContextItem, fmt: CitationFormat) -> str:
@@ -145,7 +146,7 @@ def safe_body(item: ContextItem, fmt: CitationFormat) -> str:
 
 def citation_line(item: Framed, number: str, fmt: CitationFormat) -> str:
     """The item's line in the citations list, ending with a newline."""
-    parts = [_one_line(item.title) or item.doc_id]
+    parts = [_one_line(item.title) or _one_line(item.doc_id)]
     if item.section:
         parts.append(_one_line(" > ".join(item.section)))
     where = item.path or item.source

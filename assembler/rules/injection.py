@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from assembler.policy_schema import Injection
+from assembler.untrusted import clean
 
 # Zero-width and invisible format characters, bidirectional overrides, and Unicode "tag"
 # characters (used to smuggle ASCII text that renders as nothing).
@@ -135,11 +136,14 @@ def injection_signals(rule: Injection, text: str) -> tuple[str, ...]:
         ``pattern[i]`` for the policy's own patterns.
     """
     found: list[str] = []
+    if not text.isascii():
+        if HIDDEN_CHARACTERS.search(text) is not None:
+            found.append("hidden_characters")
+        # Screened as rendered (see assembler.untrusted): NFKC, format characters removed, so
+        # zero-width characters inside words ("I\u200bgnore") and full-width letters hide
+        # nothing from the detectors.
+        text = clean(text)
     lowered = text.lower()
-    if not text.isascii() and HIDDEN_CHARACTERS.search(text) is not None:
-        found.append("hidden_characters")
-        # Zero-width characters inside words ("I\u200bgnore") hide phrases from plain matching.
-        lowered = HIDDEN_CHARACTERS.sub("", lowered)
     for detector in _DETECTORS:
         if detector.could_match(lowered) and detector.regex.search(lowered) is not None:
             found.append(detector.name)
