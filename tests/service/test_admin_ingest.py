@@ -220,3 +220,39 @@ def test_mass_deletion_is_withheld_over_http_until_allowed(server: Running, tmp_
 
         allowed = ingest(allow_mass_delete=True)
         assert allowed["deleted"] == 6 and allowed["withheld"] == []
+
+
+def test_per_record_tenancy_over_http(server: Running, tmp_path: Path) -> None:
+    """Without ``tenant_from_records`` a document naming another tenant fails; with it, it lands
+    in its own tenant and only that tenant's keys find it."""
+    folder = write_docs(tmp_path / "mixed", 2)
+    other = folder / "note-01.md"
+    other.write_text(
+        other.read_text("utf-8").replace("tenant: acme", "tenant: globex")
+        + f"\nThe {MARKER} globex value is 77.\n",
+        "utf-8",
+    )
+    with server.client() as c:
+
+        def ingest(**kw: Any) -> dict[str, Any]:
+            spec = source(folder, name="mixed", **kw)
+            r = c.post("/v1/admin/ingest", headers=auth("admin"), json={"sources": [spec]})
+            assert r.status_code == 202, r.text
+            return wait_job(c, r.json()["id"])
+
+        refused = ingest()
+        assert refused["state"] == "failed" and refused["report"]["failed"] == 1
+        [problem] = refused["report"]["problems"]
+        assert problem["path"].endswith("note-01.md") and "globex" in problem["message"]
+
+        job = ingest(tenant_from_records=True)
+        assert job["state"] == "succeeded", job
+        assert job["report"]["added"] == 1 and job["report"]["failed"] == 0
+
+        def context(key: str) -> str:
+            body = {"query": f"{MARKER} globex value", "budget_tokens": 300}
+            text: str = c.post("/v1/context", json=body, headers=auth(key)).json()["context"]
+            return text
+
+        assert "globex value is 77" in context("globex-all")
+        assert "globex value is 77" not in context("acme-all")
