@@ -150,15 +150,11 @@ def access_filter(principal: Principal, filters: SearchFilters = SearchFilters()
     return Filter(must=tuple(must), must_not=tuple(must_not))
 
 
-def tenant_filter(principal: Principal) -> Filter:
-    """The BM25 IDF corpus: the principal's tenant, so tenants never shift each other's scores."""
-    return Filter(must=(MatchValue("tenant", principal.tenant),))
-
-
 @lru_cache(maxsize=256)
 def second_lock(principal: Principal) -> Filter:
     """Tenant and groups only: what the principal may see, whatever the request narrowed.
 
+    Also the BM25 IDF corpus, so documents outside it never shift the caller's scores.
     Built once per principal, not once per point.
     """
     return Filter(

@@ -17,7 +17,6 @@ from retrieval.filters import (
     access_filter,
     may_see,
     second_lock,
-    tenant_filter,
 )
 from retrieval.rerank import Reranker, RerankMode, RerankParams, combine
 from retrieval.types import Candidate, ScoreKind, Stage, StageHit
@@ -135,7 +134,9 @@ def search(
             sparse_limit=params.bm25_limit,
             rrf_k=params.rrf_k,
             limit=params.top_k,
-            idf_filter=tenant_filter(principal),
+            # BM25 statistics over exactly what the caller may see (tenant and groups), so a
+            # document it cannot see never moves a score, a rank or a debug field
+            idf_filter=second_lock(principal),
             with_vectors=params.with_vectors,
         ),
     )

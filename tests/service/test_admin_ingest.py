@@ -181,3 +181,78 @@ def test_handoff_without_an_admin_key_says_how_to_get_one(server: Running, tmp_p
         )
         is None
     )
+
+
+def test_mass_deletion_is_withheld_over_http_until_allowed(server: Running, tmp_path: Path) -> None:
+    """The route reports withheld deletions; ``allow_mass_delete`` lifts the guard."""
+    notes = write_docs(tmp_path / "notes", 8)
+    with server.client() as c:
+
+        def ingest(state: str = "succeeded", **body: Any) -> dict[str, Any]:
+            r = c.post(
+                "/v1/admin/ingest", headers=auth("admin"), json={"sources": [source(notes)], **body}
+            )
+            assert r.status_code == 202, r.text
+            job = wait_job(c, r.json()["id"])
+            assert job["state"] == state, job
+            report: dict[str, Any] = job["report"]
+            if state == "failed":  # withheld deletions fail the job and say why
+                assert "allow-mass-delete" in job["error"], job
+            return report
+
+        assert ingest()["added"] == 8
+        for i in range(2, 8):
+            (notes / f"note-{i:02d}.md").unlink()
+        held = ingest("failed")
+        assert held["deleted"] == 0
+        [withheld] = held["withheld"]
+        assert withheld["would_delete"] == 6 and withheld["held"] == 8
+        assert withheld["tenant"] == "acme" and withheld["source"] == "notes"
+        assert sorted(withheld["doc_ids"]) == [f"note-{i:02d}" for i in range(2, 8)]
+        assert "mass-delete" in withheld["message"]
+
+        bad = c.post(
+            "/v1/admin/ingest",
+            headers=auth("admin"),
+            json={"sources": [source(notes)], "allow_mass_delete": "yes please"},
+        )
+        assert bad.status_code == 422, bad.text
+
+        allowed = ingest(allow_mass_delete=True)
+        assert allowed["deleted"] == 6 and allowed["withheld"] == []
+
+
+def test_per_record_tenancy_over_http(server: Running, tmp_path: Path) -> None:
+    """Without ``tenant_from_records`` a document naming another tenant fails; with it, it lands
+    in its own tenant and only that tenant's keys find it."""
+    folder = write_docs(tmp_path / "mixed", 2)
+    other = folder / "note-01.md"
+    other.write_text(
+        other.read_text("utf-8").replace("tenant: acme", "tenant: globex")
+        + f"\nThe {MARKER} globex value is 77.\n",
+        "utf-8",
+    )
+    with server.client() as c:
+
+        def ingest(**kw: Any) -> dict[str, Any]:
+            spec = source(folder, name="mixed", **kw)
+            r = c.post("/v1/admin/ingest", headers=auth("admin"), json={"sources": [spec]})
+            assert r.status_code == 202, r.text
+            return wait_job(c, r.json()["id"])
+
+        refused = ingest()
+        assert refused["state"] == "failed" and refused["report"]["failed"] == 1
+        [problem] = refused["report"]["problems"]
+        assert problem["path"].endswith("note-01.md") and "globex" in problem["message"]
+
+        job = ingest(tenant_from_records=True)
+        assert job["state"] == "succeeded", job
+        assert job["report"]["added"] == 1 and job["report"]["failed"] == 0
+
+        def context(key: str) -> str:
+            body = {"query": f"{MARKER} globex value", "budget_tokens": 300}
+            text: str = c.post("/v1/context", json=body, headers=auth(key)).json()["context"]
+            return text
+
+        assert "globex value is 77" in context("globex-all")
+        assert "globex value is 77" not in context("acme-all")
