@@ -32,7 +32,7 @@ import secrets
 import threading
 import tomllib
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from index.errors import InvalidInputError, RagctxError
@@ -215,6 +215,40 @@ class KeyRing:
         return len(self._keys)
 
 
+_DURATION = re.compile(r"^(\d{1,5})([dh])$")
+
+
+def parse_expiry(text: str, now: datetime | None = None) -> datetime:
+    """``--expires``: an ISO date or date-time (UTC without an offset), or ``90d`` / ``12h``.
+
+    Raises:
+        InvalidInputError: not one of those, or not in the future.
+    """
+    now = now or datetime.now(UTC)
+    text = text.strip()
+    if m := _DURATION.fullmatch(text):
+        unit = "days" if m.group(2) == "d" else "hours"
+        when = now + timedelta(**{unit: int(m.group(1))})
+    else:
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            raise InvalidInputError(
+                f"--expires {text!r} is neither a date (2027-01-01), a date-time "
+                "(2027-01-01T12:00:00Z) nor a duration (90d, 12h)",
+                field="expires",
+                value=text,
+            ) from None
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    if when <= now:
+        raise InvalidInputError(
+            f"--expires {text!r} is in the past; give a future date or a duration such as 90d",
+            field="expires",
+            value=text,
+        )
+    return when.replace(microsecond=0)
+
+
 def add_key(
     path: Path,
     *,
@@ -222,6 +256,7 @@ def add_key(
     groups: tuple[str, ...],
     admin: bool = False,
     key_id: str | None = None,
+    expires: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """Make a new random key, append its hash to ``path`` and return ``(grant, key)``.
 
@@ -254,7 +289,14 @@ def add_key(
             value=key_id,
         )
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    grant = ApiKey(id=key_id, sha256=hash_key(key), tenant=tenant, groups=groups, admin=admin)
+    grant = ApiKey(
+        id=key_id,
+        sha256=hash_key(key),
+        tenant=tenant,
+        groups=groups,
+        admin=admin,
+        expires=expires,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = ""
     if path.exists() and path.stat().st_size > 0 and not path.read_text("utf-8").endswith("\n"):

@@ -8,6 +8,7 @@ the server does not accept.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -109,3 +110,25 @@ def test_an_expired_key_gets_401_saying_expired(srv: Running) -> None:
         assert r.status_code == 401
         assert "expired" in r.text and "old1" in r.text and "2020-01-01" in r.text
         assert c.get(JOB, headers=bearer("new1")).status_code == 404
+
+
+def test_keys_add_expires_takes_a_date_or_duration_and_refuses_past_or_junk(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from service.auth import KeyRing
+    from tests.service.test_keys_and_logs import cli
+
+    keys = tmp_path / "keys.toml"
+    base = ["keys", "add", "--tenant", "acme", "--groups", "support", "--keys-file", str(keys)]
+    out = CliRunner().invoke(cli(), [*base, "--expires", "30d", "--json"])
+    assert out.exit_code == 0, out.output
+    printed = json.loads(out.stdout)
+    grant = KeyRing(keys).verify(printed["key"])
+    assert grant is not None and grant.expires is not None and not grant.expired()
+    for bad, says in (("2020-01-01", "in the past"), ("soon", "neither a date")):
+        out = CliRunner().invoke(cli(), [*base, "--expires", bad])
+        assert (
+            out.exit_code != 0 and says in str(out.exception) and "--expires" in str(out.exception)
+        )
