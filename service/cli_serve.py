@@ -161,11 +161,21 @@ def keys_list(
     path = keys_file if keys_file is not None else load_settings().keys_file
     grants = sorted(load_keys(path).values(), key=lambda g: g.id)
     rows = [
-        {"id": g.id, "tenant": g.tenant, "groups": list(g.groups), "admin": g.admin} for g in grants
+        {
+            "id": g.id,
+            "tenant": g.tenant,
+            "groups": list(g.groups),
+            "admin": g.admin,
+            "expires": None if g.expires is None else g.expires.isoformat(),
+            "expired": g.expired(),
+        }
+        for g in grants
     ]
     if as_json:
         sys.stdout.write(json.dumps({"keys_file": str(path), "keys": rows}) + "\n")
         return
     for g in grants:
         admin = "\tadmin" if g.admin else ""
-        sys.stdout.write(f"{g.id}\t{g.tenant}\t{','.join(g.groups)}{admin}\n")
+        expiry = "" if g.expires is None else f"\texpires {g.expires.isoformat()}"
+        expiry += "\tEXPIRED" if g.expired() else ""
+        sys.stdout.write(f"{g.id}\t{g.tenant}\t{','.join(g.groups)}{admin}{expiry}\n")

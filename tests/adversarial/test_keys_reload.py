@@ -127,6 +127,9 @@ def test_keys_add_expires_takes_a_date_or_duration_and_refuses_past_or_junk(
     printed = json.loads(out.stdout)
     grant = KeyRing(keys).verify(printed["key"])
     assert grant is not None and grant.expires is not None and not grant.expired()
+    listed = CliRunner().invoke(cli(), ["keys", "list", "--keys-file", str(keys), "--json"])
+    (row,) = json.loads(listed.stdout)["keys"]
+    assert row["expires"] == grant.expires.isoformat() and row["expired"] is False
     for bad, says in (("2020-01-01", "in the past"), ("soon", "neither a date")):
         out = CliRunner().invoke(cli(), [*base, "--expires", bad])
         assert (
