@@ -3,8 +3,12 @@
 Only hashes are stored; ``add_key`` makes a random key, appends its hash and returns the key
 once. The tenant and groups of a request come from its key, never from the request body.
 
-The file is re-read when it changes on disk (``ragctx keys add`` while serving takes effect at
-the next request); a file that turns invalid keeps the last good keys and logs why.
+The file is re-read when its content changes (sha256 of its bytes, checked on every request, so
+``ragctx keys add`` while serving takes effect at the next request). A deleted file revokes every
+key (fail closed); a file that turns invalid keeps the last good keys, logs why and keeps the
+error in ``KeyRing.last_error`` (``/readyz`` reports it and says 503 until the file is fixed).
+A key may carry ``expires`` (a TOML date or date-time, UTC when it has no offset); an expired
+key is refused with a message saying so.
 
 File format::
 
@@ -14,6 +18,7 @@ File format::
     tenant = "acme"
     groups = ["support"]
     admin = false
+    expires = 2027-01-01T00:00:00Z   # optional
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import secrets
 import threading
 import tomllib
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from index.errors import InvalidInputError, RagctxError
@@ -52,6 +58,11 @@ class ApiKey:
     tenant: str
     groups: tuple[str, ...]
     admin: bool = False
+    expires: datetime | None = None
+
+    def expired(self, now: datetime | None = None) -> bool:
+        """Whether the key's expiry has passed (never, without one)."""
+        return self.expires is not None and (now or datetime.now(UTC)) >= self.expires
 
     def principal(self) -> Principal:
         """The principal requests with this key act as."""
@@ -97,10 +108,11 @@ def _parse_entry(path: Path, i: int, entry: object) -> ApiKey:
     where = f"keys file {str(path)!r}, keys[{i}]"
     if not isinstance(entry, dict):
         raise KeysFileError(f"{where}: expected a table")
-    unknown = sorted(set(entry) - {"id", "sha256", "tenant", "groups", "admin"})
+    unknown = sorted(set(entry) - {"id", "sha256", "tenant", "groups", "admin", "expires"})
     if unknown:
         raise KeysFileError(
-            f"{where}: unknown field(s) {unknown}; allowed: id, sha256, tenant, groups, admin"
+            f"{where}: unknown field(s) {unknown}; allowed: id, sha256, tenant, groups, admin, "
+            "expires"
         )
     key_id, digest, tenant = entry.get("id"), entry.get("sha256"), entry.get("tenant")
     groups, admin = entry.get("groups", []), entry.get("admin", False)
@@ -114,42 +126,78 @@ def _parse_entry(path: Path, i: int, entry: object) -> ApiKey:
         raise KeysFileError(f"{where} ({key_id}): 'groups' must be a list of strings")
     if not isinstance(admin, bool):
         raise KeysFileError(f"{where} ({key_id}): 'admin' must be true or false")
-    return ApiKey(id=key_id, sha256=digest, tenant=tenant, groups=tuple(groups), admin=admin)
+    expires = _expiry(entry.get("expires"), f"{where} ({key_id})")
+    return ApiKey(
+        id=key_id,
+        sha256=digest,
+        tenant=tenant,
+        groups=tuple(groups),
+        admin=admin,
+        expires=expires,
+    )
+
+
+def _expiry(value: object, where: str) -> datetime | None:
+    """A TOML date or date-time as an aware UTC datetime (a bare date: its midnight, UTC)."""
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
+    raise KeysFileError(
+        f"{where}: 'expires' must be a TOML date or date-time such as 2027-01-01, got {value!r}"
+    )
 
 
 class KeyRing:
-    """The keys of a running server, re-read when the file's mtime changes."""
+    """The keys of a running server, re-read when the file's content (sha256) changes.
+
+    A missing file revokes every key; an invalid one keeps the last good keys and sets
+    ``last_error`` (cleared by the next good read).
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._lock = threading.Lock()
-        self._stamp = self._mtime()
+        self._digest = self._content_digest()
         self._keys = load_keys(path)
+        self.last_error: str | None = None
 
-    def _mtime(self) -> tuple[int, int] | None:
+    def _content_digest(self) -> str | None:
         try:
-            st = os.stat(self.path)
+            return hashlib.sha256(self.path.read_bytes()).hexdigest()
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size)
 
     def _refresh(self) -> None:
-        stamp = self._mtime()
-        if stamp == self._stamp:
+        digest = self._content_digest()
+        if digest == self._digest:
             return
         with self._lock:
-            if stamp == self._stamp:
+            if digest == self._digest:
                 return
-            self._stamp = stamp
+            self._digest = digest
+            if digest is None:
+                # fail closed: a removed keys file must not leave old keys working
+                self._keys = {}
+                self.last_error = (
+                    f"keys file {str(self.path)!r} is gone; every key is revoked until it is "
+                    "restored (set RAGCTX_KEYS_FILE or create keys with `ragctx keys add`)"
+                )
+                log.error("%s", self.last_error)
+                return
             try:
                 self._keys = load_keys(self.path)
             except KeysFileError as err:
+                self.last_error = f"{err}; keeping the last good keys until it is fixed"
                 log.error("keys file changed but is invalid; keeping the last good keys: %s", err)
                 return
+            self.last_error = None
             log.info("keys file reloaded: %d keys", len(self._keys))
 
     def verify(self, key: str) -> ApiKey | None:
-        """The grant of ``key``, or None when it is not a known key."""
+        """The grant of ``key``, or None when it is not a known key (expiry is not checked)."""
         self._refresh()
         digest = hash_key(key)
         found = self._keys.get(digest)
@@ -158,8 +206,47 @@ class KeyRing:
             return None
         return found
 
+    def check(self) -> str | None:
+        """Re-read the file if it changed; the current keys-file error, if any."""
+        self._refresh()
+        return self.last_error
+
     def __len__(self) -> int:
         return len(self._keys)
+
+
+_DURATION = re.compile(r"^(\d{1,5})([dh])$")
+
+
+def parse_expiry(text: str, now: datetime | None = None) -> datetime:
+    """``--expires``: an ISO date or date-time (UTC without an offset), or ``90d`` / ``12h``.
+
+    Raises:
+        InvalidInputError: not one of those, or not in the future.
+    """
+    now = now or datetime.now(UTC)
+    text = text.strip()
+    if m := _DURATION.fullmatch(text):
+        unit = "days" if m.group(2) == "d" else "hours"
+        when = now + timedelta(**{unit: int(m.group(1))})
+    else:
+        try:
+            when = datetime.fromisoformat(text)
+        except ValueError:
+            raise InvalidInputError(
+                f"--expires {text!r} is neither a date (2027-01-01), a date-time "
+                "(2027-01-01T12:00:00Z) nor a duration (90d, 12h)",
+                field="expires",
+                value=text,
+            ) from None
+        when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    if when <= now:
+        raise InvalidInputError(
+            f"--expires {text!r} is in the past; give a future date or a duration such as 90d",
+            field="expires",
+            value=text,
+        )
+    return when.replace(microsecond=0)
 
 
 def add_key(
@@ -169,6 +256,7 @@ def add_key(
     groups: tuple[str, ...],
     admin: bool = False,
     key_id: str | None = None,
+    expires: datetime | None = None,
 ) -> tuple[ApiKey, str]:
     """Make a new random key, append its hash to ``path`` and return ``(grant, key)``.
 
@@ -201,7 +289,14 @@ def add_key(
             value=key_id,
         )
     key = KEY_PREFIX + secrets.token_urlsafe(32)
-    grant = ApiKey(id=key_id, sha256=hash_key(key), tenant=tenant, groups=groups, admin=admin)
+    grant = ApiKey(
+        id=key_id,
+        sha256=hash_key(key),
+        tenant=tenant,
+        groups=groups,
+        admin=admin,
+        expires=expires,
+    )
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = ""
     if path.exists() and path.stat().st_size > 0 and not path.read_text("utf-8").endswith("\n"):
@@ -222,4 +317,9 @@ def format_entry(grant: ApiKey) -> str:
         f"tenant = {json.dumps(grant.tenant)}\n"
         f"groups = [{groups}]\n"
         f"admin = {'true' if grant.admin else 'false'}\n"
+        + (
+            ""
+            if grant.expires is None
+            else f"expires = {grant.expires.strftime('%Y-%m-%dT%H:%M:%SZ')}\n"
+        )
     )

@@ -97,13 +97,17 @@ def keys_add(
     ] = None,
     admin: Annotated[bool, typer.Option(help="May run admin ingest jobs.")] = False,
     key_id: Annotated[str | None, typer.Option("--id", help="A name for the key.")] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(help="Expiry: a date (2027-01-01), date-time (UTC) or duration (90d, 12h)."),
+    ] = None,
     keys_file: Annotated[
         Path | None, typer.Option(help="Keys file (default RAGCTX_KEYS_FILE).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Create a key, store its sha256 in the keys file, and print the key once."""
-    from service.auth import add_key
+    from service.auth import add_key, parse_expiry
     from service.cli import load_settings
 
     path = keys_file if keys_file is not None else load_settings().keys_file
@@ -114,7 +118,10 @@ def keys_add(
             "only its tenant's public documents, so say --groups public for that",
             field="groups",
         )
-    grant, key = add_key(path, tenant=tenant, groups=group_list, admin=admin, key_id=key_id)
+    when = None if expires is None else parse_expiry(expires)
+    grant, key = add_key(
+        path, tenant=tenant, groups=group_list, admin=admin, key_id=key_id, expires=when
+    )
     if as_json:
         sys.stdout.write(
             json.dumps(
@@ -123,6 +130,7 @@ def keys_add(
                     "tenant": grant.tenant,
                     "groups": list(grant.groups),
                     "admin": grant.admin,
+                    "expires": None if when is None else when.isoformat(),
                     "keys_file": str(path),
                     "key": key,
                 }
@@ -153,11 +161,21 @@ def keys_list(
     path = keys_file if keys_file is not None else load_settings().keys_file
     grants = sorted(load_keys(path).values(), key=lambda g: g.id)
     rows = [
-        {"id": g.id, "tenant": g.tenant, "groups": list(g.groups), "admin": g.admin} for g in grants
+        {
+            "id": g.id,
+            "tenant": g.tenant,
+            "groups": list(g.groups),
+            "admin": g.admin,
+            "expires": None if g.expires is None else g.expires.isoformat(),
+            "expired": g.expired(),
+        }
+        for g in grants
     ]
     if as_json:
         sys.stdout.write(json.dumps({"keys_file": str(path), "keys": rows}) + "\n")
         return
     for g in grants:
         admin = "\tadmin" if g.admin else ""
-        sys.stdout.write(f"{g.id}\t{g.tenant}\t{','.join(g.groups)}{admin}\n")
+        expiry = "" if g.expires is None else f"\texpires {g.expires.isoformat()}"
+        expiry += "\tEXPIRED" if g.expired() else ""
+        sys.stdout.write(f"{g.id}\t{g.tenant}\t{','.join(g.groups)}{admin}{expiry}\n")

@@ -58,6 +58,11 @@ def _grant(request: Request, key: str | None) -> ApiKey:
     grant = None if runtime.keys is None else runtime.keys.verify(key)
     if grant is None:
         raise AuthError("invalid API key; check the key or create one with `ragctx keys add`")
+    if grant.expired() and grant.expires is not None:
+        raise AuthError(
+            f"API key {grant.id!r} expired at {grant.expires.isoformat()}; ask for a new key "
+            "(`ragctx keys add`)"
+        )
     record = audit_record(request)
     if record is not None:
         record.key_id, record.tenant = grant.id, grant.tenant

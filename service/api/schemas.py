@@ -214,6 +214,7 @@ class ReadyOut(BaseModel):
     error: str | None = None
     policies: list[str]
     policy_error: str | None = None
+    keys_error: str | None = None
     collections: list[str]
 
 

@@ -23,8 +23,13 @@ async def healthz() -> HealthOut:
 
 @router.get("/readyz", response_model=ReadyOut, responses={503: {"model": ReadyOut}})
 def readyz(runtime: RuntimeDep) -> JSONResponse:
-    """Readiness: 200 once the store is open and the models are loaded, 503 before."""
+    """Readiness: 200 once the store is open and the models are loaded, 503 before.
+
+    Also 503 while the keys file is gone or invalid (``keys_error`` says why).
+    """
     runtime.policies.refresh()
+    keys_error = None if runtime.keys is None else runtime.keys.check()
+    ready = runtime.ready and keys_error is None
     models: Literal["loading", "loaded", "failed"]
     if runtime.models is not None:
         models = "loaded"
@@ -33,17 +38,18 @@ def readyz(runtime: RuntimeDep) -> JSONResponse:
     else:
         models = "loading"
     body = ReadyOut(
-        ready=runtime.ready,
+        ready=ready,
         store=True,
         models=models,
         error=runtime.load_error,
         policies=runtime.policies.names(),
         policy_error=runtime.policies.last_error,
+        keys_error=keys_error,
         collections=runtime.store.collections(),
     )
-    headers = None if runtime.ready else {"Retry-After": str(RETRY_AFTER_S)}
+    headers = None if ready else {"Retry-After": str(RETRY_AFTER_S)}
     return JSONResponse(
-        body.model_dump(mode="json"), status_code=200 if runtime.ready else 503, headers=headers
+        body.model_dump(mode="json"), status_code=200 if ready else 503, headers=headers
     )
 
 
