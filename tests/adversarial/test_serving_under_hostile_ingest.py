@@ -34,7 +34,7 @@ from tests.service.test_admin_ingest import source, wait_job
 # Small limits, so "near the byte limit" stays cheap to read, chunk and embed.
 MAX_DOC_CHARS = 60_000
 MAX_DOC_BYTES = 240_000
-GOOD_FILES = 300
+GOOD_FILES = 200
 
 __all__ = ["models", "sample_store_template"]  # the service fixtures, used here
 
@@ -63,7 +63,7 @@ def write_hostile(folder: Path) -> set[str]:
     refused = {p.name for p in folder.iterdir()}
     # read, but built to hurt regular expressions and tokenizers; must go in (or be a problem)
     (folder / "regex.md").write_text("# Regex\n\n" + "a" * 50_000 + "!\n", "utf-8")
-    (folder / "long-line.txt").write_text(words * (MAX_DOC_CHARS // len(words) - 10), "utf-8")
+    (folder / "long-line.txt").write_text(words * 800, "utf-8")
     return refused
 
 
