@@ -12,7 +12,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false 
 	TIKTOKEN_CACHE_DIR=$$($(PY) -c 'import llama_index.core, os; print(os.path.join(os.path.dirname(llama_index.core.__file__), "_static", "tiktoken_cache"))')
 THREADS := OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 
-.PHONY: help install run ingest test test-slow lint fmt bench eval clean
+.PHONY: help install run ingest test test-slow lint fmt bench bench-scale eval clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q --upgrade pip
 	# torch first, exactly this version: the CPU build on disk; any other spec pulls CUDA.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[dev]'
+	$(PIP) install -q -c constraints.txt -e '.[dev,bench]'
 	$(PY) -m service.offline > ragctx.toml
 	touch $(STAMP)
 
@@ -54,10 +54,14 @@ test: install lint ## lint, then the fast test suite (real store, real models, r
 test-slow: install ## the slow tests (the assembler invariants over many more inputs)
 	$(OFFLINE) $(THREADS) $(PY) -m pytest -q -m slow
 
-bench: install ## benchmarks: ingest, assembler, HTTP service; JSON under bench/results/
+bench: install ## benchmarks: ingest, assembler, HTTP service, compare.py (ragctx vs references); under bench/results/
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_ingest.py --json-out bench/results/ingest.json
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_assembler.py --json-out bench/results/assembler.json
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_service.py --json-out bench/results/service.json
+	$(OFFLINE) $(PY) bench/compare.py --dataset ../shared/benchdata/scifact --threads 1
+
+bench-scale: install ## hybrid query latency at 10k, 100k, 1M synthetic points; bench/results/scale.*
+	$(OFFLINE) $(PY) bench/scale.py --sizes 10000,100000,1000000
 
 eval: install ## SciFact quality report per stage, then the gate against the kept baseline
 	$(OFFLINE) $(THREADS) $(VENV)/bin/ragctx eval ../shared/benchdata/scifact

@@ -1,0 +1,365 @@
+"""ragctx beside the references it is measured against, in one run on one machine.
+
+Quality (nDCG@10, Recall@100, MRR@10) and per-query latency (median, p95, query in, ranked list
+out) of ragctx's bm25 leg, dense leg and hybrid (+ rerank when a trained reranker is
+configured), beside ``bm25s`` (k1 0.9, b 0.4, stemmed), ``rank-bm25`` BM25Okapi and the
+LlamaIndex pipeline (VectorStoreIndex over qdrant-client local mode + BM25Retriever +
+QueryFusionRetriever, whole documents, fused top 100). Floor in the same run: the bare
+``SentenceTransformer.encode`` of each query. A reference whose package is absent is reported as
+skipped with the reason, never silently dropped.
+
+Writes compare.md, compare.json and compare.png under ``--out-dir``.
+
+Usage: python bench/compare.py [--dataset ../shared/benchdata/scifact] [--quick 100]
+       [--threads 1] [--out-dir bench/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+METRICS = ("ndcg@10", "recall@100", "mrr@10")
+DEPTH = 100
+
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", type=Path, default=REPO.parent / "shared/benchdata/scifact")
+    parser.add_argument("--quick", type=int, default=0, help="only the first N judged queries")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--out-dir", type=Path, default=REPO / "bench/results")
+    args = parser.parse_args(argv)
+    if args.quick < 0 or args.threads < 1:
+        parser.error("--quick must be >= 0 and --threads >= 1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if "TIKTOKEN_CACHE_DIR" not in os.environ:  # offline: llama-index ships the BPE files
+        import llama_index.core
+
+        cache = Path(llama_index.core.__file__).parent / "_static" / "tiktoken_cache"
+        os.environ["TIKTOKEN_CACHE_DIR"] = str(cache)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from eval.datasets import load_dataset
+
+    data = load_dataset(args.dataset)  # InvalidInputError names a missing or bad file
+    if args.quick:
+        keep = list(data.queries)[: args.quick]
+        data = replace(
+            data,
+            queries={q: data.queries[q] for q in keep},
+            qrels={q: data.qrels[q] for q in keep},
+        )
+    corpus = _read_corpus(args.dataset / "corpus.jsonl")
+    result: dict[str, Any] = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "dataset": data.describe(),
+        "queries": len(data.queries),
+        "quick": args.quick,
+        "torch_threads": torch.get_num_threads(),
+        "cpus": os.cpu_count(),
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "systems": {},
+        "skipped": {},
+    }
+    systems: dict[str, Any] = result["systems"]
+    ragctx, encoders, settings = _ragctx(data)
+    systems.update(ragctx["systems"])
+    result["ingest_s"] = {"ragctx": ragctx["ingest_s"]}
+    result["floors"] = {"bare_encode_query_ms": _bare_encode(encoders, data.queries)}
+
+    for name, runner in (("bm25s", _bm25s), ("rank-bm25", _rank_bm25)):
+        try:
+            systems[name] = runner(corpus, data.queries, data.qrels)
+        except ImportError as exc:
+            result["skipped"][name] = f"package not installed: {exc.name}"
+    try:
+        llama = _llamaindex(corpus, data.queries, data.qrels, settings.dense_model)
+        result["ingest_s"]["llamaindex"] = llama.pop("build_s")
+        systems["llamaindex"] = llama
+    except ImportError as exc:
+        result["skipped"]["llamaindex"] = f"package not installed: {exc.name}"
+
+    result["ratios"] = _ratios(result)
+    _write(result, args.out_dir)
+    return result
+
+
+def _read_corpus(path: Path) -> dict[str, str]:
+    """doc id -> "title\\ntext", the whole document as every reference indexes it."""
+    corpus: dict[str, str] = {}
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            if line.strip():
+                row = json.loads(line)
+                corpus[str(row["_id"])] = f"{row.get('title', '')}\n{row.get('text', '')}".strip()
+    return corpus
+
+
+def _summary(ms: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(ms)
+    p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
+    return {"median": round(statistics.median(ordered), 3), "p95": round(p95, 3)}
+
+
+def _quality(
+    qrels: Mapping[str, Mapping[str, int]], rankings: Mapping[str, Sequence[str]]
+) -> dict[str, float]:
+    from eval.metrics import ir_metrics, mean
+
+    per_query = ir_metrics(qrels, rankings, METRICS)
+    return {m: round(mean(v) or 0.0, 4) for m, v in per_query.items()}
+
+
+def _timed(
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    rank: Callable[[str], list[str]],
+) -> dict[str, Any]:
+    """Run ``rank`` over every query after one untimed warm-up; quality and latency."""
+    rank(next(iter(queries.values())))
+    rankings: dict[str, list[str]] = {}
+    ms: list[float] = []
+    for qid, text in queries.items():
+        t0 = time.perf_counter()
+        rankings[qid] = rank(text)
+        ms.append((time.perf_counter() - t0) * 1000)
+    return {"quality": _quality(qrels, rankings), "latency_ms": _summary(ms)}
+
+
+def _ragctx(data: Any) -> tuple[dict[str, Any], Any, Any]:
+    """ragctx's legs, hybrid and rerank through the eval runner, in a fresh embedded store."""
+    from eval.runner import EvalParams, run
+    from index.edge import EdgeStore
+    from index.encoders import Encoders
+    from service.cli import encoder_params, load_settings, make_chunker
+    from service.cli_eval import load_reranker
+
+    settings = load_settings()
+    encoders = Encoders.load(encoder_params(settings))
+    chunker = make_chunker(settings, encoders)
+    reranker, why = load_reranker(settings)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = EdgeStore(Path(tmp) / "store")
+        report = run(
+            data,
+            store=store,
+            encoders=encoders,
+            chunker=chunker,
+            reranker=reranker,
+            params=EvalParams(rerank_note=why),
+        )
+        store.close()
+    systems: dict[str, Any] = {}
+    for stage, block in report.stages.items():
+        if not block.active or stage == "context":
+            continue
+        systems[f"ragctx-{stage}"] = {
+            "quality": {m: round(block.metrics[m] or 0.0, 4) for m in METRICS},
+            "latency_ms": {k: round(block.latency_ms[k], 3) for k in ("median", "p95")},
+        }
+    return (
+        {"systems": systems, "ingest_s": round(report.timings["ingest_s"], 2)},
+        encoders,
+        settings,
+    )
+
+
+def _bare_encode(encoders: Any, queries: Mapping[str, str]) -> dict[str, float]:
+    model = encoders.dense._model  # noqa: SLF001 (the bare floor, on purpose)
+    model.encode(["warm up"], normalize_embeddings=True, show_progress_bar=False)
+    ms = []
+    for text in queries.values():
+        t0 = time.perf_counter()
+        model.encode([text], normalize_embeddings=True, show_progress_bar=False)
+        ms.append((time.perf_counter() - t0) * 1000)
+    return _summary(ms)
+
+
+def _bm25s(
+    corpus: Mapping[str, str], queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]
+) -> dict[str, Any]:
+    import bm25s
+    import Stemmer
+
+    ids = list(corpus)
+    stemmer = Stemmer.Stemmer("english")
+    retriever = bm25s.BM25(k1=0.9, b=0.4)
+    retriever.index(
+        bm25s.tokenize(list(corpus.values()), stopwords="en", stemmer=stemmer, show_progress=False),
+        show_progress=False,
+    )
+    k = min(DEPTH, len(ids))
+
+    def rank(text: str) -> list[str]:
+        tokens = bm25s.tokenize([text], stopwords="en", stemmer=stemmer, show_progress=False)
+        docs, _ = retriever.retrieve(tokens, k=k, show_progress=False)
+        return [ids[i] for i in docs[0]]
+
+    return _timed(queries, qrels, rank)
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _rank_bm25(
+    corpus: Mapping[str, str], queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]
+) -> dict[str, Any]:
+    import numpy as np
+    from rank_bm25 import BM25Okapi
+
+    ids = list(corpus)
+    bm25 = BM25Okapi([_WORD.findall(t.lower()) for t in corpus.values()])
+
+    def rank(text: str) -> list[str]:
+        scores = bm25.get_scores(_WORD.findall(text.lower()))
+        return [ids[i] for i in np.argsort(-scores)[:DEPTH]]
+
+    return _timed(queries, qrels, rank)
+
+
+def _llamaindex(
+    corpus: Mapping[str, str],
+    queries: Mapping[str, str],
+    qrels: Mapping[str, Mapping[str, int]],
+    dense_model: str,
+) -> dict[str, Any]:
+    from llama_index.core import Settings as LlamaSettings
+    from llama_index.core import StorageContext, VectorStoreIndex
+    from llama_index.core.retrievers import QueryFusionRetriever
+    from llama_index.core.schema import TextNode
+    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
+    from llama_index.retrievers.bm25 import BM25Retriever
+    from llama_index.vector_stores.qdrant import QdrantVectorStore
+    from qdrant_client import QdrantClient
+
+    LlamaSettings.llm = None  # no LLM: one query, no query generation
+    t0 = time.perf_counter()
+    embed = HuggingFaceEmbedding(model_name=dense_model)
+    # qdrant wants UUID point ids; the BEIR id rides along in the metadata
+    nodes = [
+        TextNode(
+            text=text,
+            id_=str(uuid.uuid5(uuid.NAMESPACE_URL, doc_id)),
+            metadata={"doc_id": doc_id},
+            excluded_embed_metadata_keys=["doc_id"],
+            excluded_llm_metadata_keys=["doc_id"],
+        )
+        for doc_id, text in corpus.items()
+    ]
+    client = QdrantClient(location=":memory:")
+    store = QdrantVectorStore(client=client, collection_name="bench")
+    index = VectorStoreIndex(
+        nodes, storage_context=StorageContext.from_defaults(vector_store=store), embed_model=embed
+    )
+    k = min(DEPTH, len(nodes))
+    fusion = QueryFusionRetriever(
+        [
+            index.as_retriever(similarity_top_k=k),
+            BM25Retriever.from_defaults(nodes=nodes, similarity_top_k=k),
+        ],
+        similarity_top_k=k,
+        num_queries=1,
+        mode="reciprocal_rerank",
+        use_async=False,
+    )
+    build_s = time.perf_counter() - t0
+
+    def rank(text: str) -> list[str]:
+        return [str(hit.node.metadata["doc_id"]) for hit in fusion.retrieve(text)]
+
+    return {**_timed(queries, qrels, rank), "build_s": round(build_s, 2)}
+
+
+def _ratios(result: Mapping[str, Any]) -> dict[str, float]:
+    systems = result["systems"]
+    hybrid = systems.get("ragctx-hybrid", {}).get("latency_ms", {}).get("median")
+    out: dict[str, float] = {}
+    if hybrid is None:
+        return out
+    floor = result["floors"]["bare_encode_query_ms"]["median"]
+    out["ragctx_hybrid_over_bare_encode"] = round(hybrid / floor, 3)
+    for name in ("llamaindex", "bm25s", "rank-bm25"):
+        if name in systems:
+            out[f"ragctx_hybrid_over_{name}"] = round(
+                hybrid / systems[name]["latency_ms"]["median"], 3
+            )
+    if "llamaindex" in result["ingest_s"]:
+        out["ragctx_ingest_over_llamaindex_build"] = round(
+            result["ingest_s"]["ragctx"] / result["ingest_s"]["llamaindex"], 3
+        )
+    return out
+
+
+def _write(result: Mapping[str, Any], out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "compare.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    systems = result["systems"]
+    lines = [
+        f"# ragctx beside the references: {result['dataset']['name']}",
+        "",
+        (
+            f"{result['queries']} queries (quick={result['quick']}), torch threads "
+            f"{result['torch_threads']}, {result['cpus']} CPUs, load "
+            f"{result['load_average_1m']} (shared machine), {result['date']}"
+        ),
+        "",
+        "| system | nDCG@10 | Recall@100 | MRR@10 | median ms | p95 ms |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, row in systems.items():
+        q, lat = row["quality"], row["latency_ms"]
+        lines.append(
+            f"| {name} | {q['ndcg@10']:.4f} | {q['recall@100']:.4f} | {q['mrr@10']:.4f} "
+            f"| {lat['median']:.1f} | {lat['p95']:.1f} |"
+        )
+    floor = result["floors"]["bare_encode_query_ms"]
+    lines += [
+        "",
+        f"Floor: bare SentenceTransformer.encode of one query, median {floor['median']:.1f} ms.",
+    ]
+    lines += [
+        "",
+        "Ingest / index build (s): " + ", ".join(f"{k} {v}" for k, v in result["ingest_s"].items()),
+    ]
+    lines += ["", "Ratios: " + ", ".join(f"{k} {v}" for k, v in result["ratios"].items())]
+    for name, why in result["skipped"].items():
+        lines.append(f"\nSkipped {name}: {why}")
+    (out_dir / "compare.md").write_text("\n".join(lines) + "\n", "utf-8")
+
+    names = list(systems)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    left.barh(names, [systems[n]["quality"]["ndcg@10"] for n in names])
+    left.set_xlabel("nDCG@10")
+    right.barh(names, [systems[n]["latency_ms"]["median"] for n in names])
+    right.set_xlabel(f"median ms per query ({result['torch_threads']} thread(s), shared machine)")
+    fig.suptitle(f"{result['dataset']['name']}: {result['queries']} queries")
+    fig.tight_layout()
+    fig.savefig(out_dir / "compare.png", dpi=100)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

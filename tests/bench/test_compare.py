@@ -1,0 +1,83 @@
+"""bench/compare.py on a tiny generated BEIR folder: every system runs and the files are sane."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+from index.errors import InvalidInputError
+
+REPO = Path(__file__).resolve().parents[2]
+
+TOPICS = {
+    "whale": "Blue whales are the largest animals and feed on krill in cold oceans.",
+    "volcano": "Volcanic eruptions release lava, ash and sulphur dioxide into the air.",
+    "vaccine": "Vaccines train the immune system to recognise a virus before infection.",
+    "glacier": "Glaciers retreat as the climate warms and their ice melts into the sea.",
+    "bee": "Honey bees pollinate flowering crops and make honey from nectar.",
+    "chess": "Chess openings such as the Sicilian defence shape the middle game.",
+}
+QUESTIONS = {
+    "whale": "what do blue whales eat",
+    "volcano": "what gases do volcanoes release",
+    "vaccine": "how do vaccines protect against viruses",
+    "bee": "which insects pollinate crops",
+}
+
+
+def _module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_compare", REPO / "bench/compare.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_compare"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("beir")
+    (root / "qrels").mkdir()
+    corpus = [{"_id": f"d-{t}", "title": t, "text": body} for t, body in TOPICS.items()]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in corpus), "utf-8")
+    queries = [{"_id": f"q-{t}", "text": text} for t, text in QUESTIONS.items()]
+    (root / "queries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in queries), "utf-8")
+    qrels = "query-id\tcorpus-id\tscore\n" + "".join(f"q-{t}\td-{t}\t1\n" for t in QUESTIONS)
+    (root / "qrels/test.tsv").write_text(qrels, "utf-8")
+    return root
+
+
+def test_compare_writes_sane_report(beir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    result = _module().main(["--dataset", str(beir), "--quick", "3", "--out-dir", str(out)])
+    assert result["queries"] == 3
+    systems = result["systems"]
+    expected = {"ragctx-bm25", "ragctx-dense", "ragctx-hybrid", "bm25s", "rank-bm25", "llamaindex"}
+    assert expected <= set(systems), result["skipped"]
+    for name, row in systems.items():
+        # six distinct topics, one relevant document each: every system finds it near the top
+        assert row["quality"]["recall@100"] == 1.0, name
+        assert row["quality"]["mrr@10"] >= 0.5, name
+        assert 0 < row["latency_ms"]["median"] <= row["latency_ms"]["p95"], name
+    assert result["ratios"]["ragctx_hybrid_over_llamaindex"] > 0
+    assert result["floors"]["bare_encode_query_ms"]["median"] > 0
+    saved = json.loads((out / "compare.json").read_text("utf-8"))
+    assert saved["systems"].keys() == systems.keys()
+    table = (out / "compare.md").read_text("utf-8")
+    assert "| llamaindex |" in table and "shared machine" in table
+    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_rejects_a_folder_without_beir_files(tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="corpus.jsonl"):
+        _module().main(["--dataset", str(tmp_path), "--out-dir", str(tmp_path / "out")])
+
+
+def test_compare_rejects_negative_quick(beir: Path, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        _module().main(["--dataset", str(beir), "--quick", "-1", "--out-dir", str(tmp_path)])

@@ -1,0 +1,41 @@
+"""bench/scale.py at tiny sizes: real embedded store, files written, sane values."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _module() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_scale", REPO / "bench/scale.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["bench_scale"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_scale_writes_sane_report(tmp_path: Path) -> None:
+    result = _module().main(["--sizes", "300,600", "--queries", "5", "--out-dir", str(tmp_path)])
+    rows = result["sizes"]
+    assert [r["points"] for r in rows] == [300, 600]
+    for r in rows:
+        assert r["upsert_points_per_s"] > 0 and r["disk_mb"] > 0 and r["peak_rss_mb"] > 0
+        for key in ("query_ms_before_optimize", "query_ms_after_optimize"):
+            assert 0 < r[key]["median"] <= r[key]["p95"]
+    assert json.loads((tmp_path / "scale.json").read_text("utf-8")) == result
+    assert "| 600 |" in (tmp_path / "scale.md").read_text("utf-8")
+    assert (tmp_path / "scale.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.parametrize("sizes", ["ten", "", "5"])
+def test_scale_rejects_bad_sizes(sizes: str, tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        _module().main(["--sizes", sizes, "--out-dir", str(tmp_path)])
