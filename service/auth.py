@@ -29,6 +29,8 @@ import logging
 import os
 import re
 import secrets
+import stat
+import tempfile
 import threading
 import tomllib
 from dataclasses import dataclass
@@ -87,8 +89,17 @@ def load_keys(path: Path) -> dict[str, ApiKey]:
             "another file)"
         )
     try:
-        raw = tomllib.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise KeysFileError(f"keys file {str(path)!r} is not valid TOML: {err}") from err
+    return _parse_keys(path, text)
+
+
+def _parse_keys(path: Path, text: str) -> dict[str, ApiKey]:
+    """The keys of ``text``, the content of the keys file ``path`` (named in errors)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
         raise KeysFileError(f"keys file {str(path)!r} is not valid TOML: {err}") from err
     entries = raw.get("keys", [])
     if not isinstance(entries, list):
@@ -305,6 +316,66 @@ def add_key(
         fh.write(prefix + format_entry(grant))
     os.chmod(path, 0o600)
     return grant, key
+
+
+_TABLE = re.compile(r"^\s*\[\[\s*keys\s*\]\]\s*(#.*)?$")
+
+
+def revoke_key(path: Path, key_id: str) -> ApiKey:
+    """Remove the key ``key_id`` from ``path`` and return its grant.
+
+    The file is rewritten atomically (a temporary file in the same folder, same permissions,
+    then ``os.replace``); the other keys and the comments before the first key are kept. A
+    running server drops the key at its next request (the file's content changed).
+
+    Raises:
+        InvalidInputError: no key ``key_id`` in the file.
+        KeysFileError: the file is missing or malformed (it is left as it is).
+    """
+    grants = {g.id: g for g in load_keys(path).values()}
+    if key_id not in grants:
+        raise InvalidInputError(
+            f"no key {key_id!r} in {str(path)!r}; `ragctx keys list` shows the key ids "
+            f"({', '.join(sorted(grants)) or 'none'})",
+            field="id",
+            value=key_id,
+        )
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if _TABLE.match(line)] + [len(lines)]
+    kept = lines[: starts[0]]
+    for begin, end in zip(starts, starts[1:], strict=False):
+        try:
+            table = tomllib.loads("".join(lines[begin + 1 : end]))
+        except tomllib.TOMLDecodeError:
+            table = {}  # not a plain table: the check below refuses the edit
+        if table.get("id") != key_id:
+            kept.extend(lines[begin:end])
+    text = "".join(kept)
+    left = {g.id for g in _parse_keys(path, text).values()}
+    if left != set(grants) - {key_id}:
+        # a layout this line-based edit does not understand: refuse rather than lose keys
+        raise KeysFileError(
+            f"keys file {str(path)!r}: could not remove {key_id!r} without touching other "
+            "keys; remove its [[keys]] table by hand"
+        )
+    _write_atomic(path, text)
+    return grants[key_id]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step, keeping its permission bits."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def format_entry(grant: ApiKey) -> str:

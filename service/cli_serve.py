@@ -1,4 +1,4 @@
-"""CLI commands of the HTTP service: ``ragctx serve`` and ``ragctx keys add|list``.
+"""CLI commands of the HTTP service: ``ragctx serve`` and ``ragctx keys add|list|revoke``.
 
 ``service/cli.py`` registers them with :func:`register`.
 """
@@ -179,3 +179,26 @@ def keys_list(
         expiry = "" if g.expires is None else f"\texpires {g.expires.isoformat()}"
         expiry += "\tEXPIRED" if g.expired() else ""
         sys.stdout.write(f"{g.id}\t{g.tenant}\t{','.join(g.groups)}{admin}{expiry}\n")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[
+        str, typer.Argument(metavar="ID", help="Id of the key (`ragctx keys list`).")
+    ],
+    *,
+    keys_file: Annotated[
+        Path | None, typer.Option(help="Keys file (default RAGCTX_KEYS_FILE).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Remove a key from the keys file; a running server refuses it from its next request."""
+    from service.auth import revoke_key
+    from service.cli import load_settings
+
+    path = keys_file if keys_file is not None else load_settings().keys_file
+    grant = revoke_key(path, key_id)
+    if as_json:
+        sys.stdout.write(json.dumps({"revoked": grant.id, "keys_file": str(path)}) + "\n")
+        return
+    sys.stderr.write(f"revoked key {grant.id!r} (tenant {grant.tenant}) in {path}\n")
