@@ -24,6 +24,7 @@ File format::
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import os
@@ -45,6 +46,17 @@ log = logging.getLogger(__name__)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 KEY_PREFIX = "rgx_"
+
+# sha256 of the demo keys published in data/keys.sample.toml and the README (their plaintext is
+# public): `ragctx serve` refuses a non-loopback address while any of them is in the keys file.
+DEMO_KEY_SHA256 = frozenset(
+    {
+        "768e573008a9b70ddde2f5d1321822116072f2c10b18fac7ba798ab81435c856",
+        "222a3b03b0d1b9d6d317c1acf9efe23f16bfc15789bfaba3898e9d4d27136036",
+        "d8359561000e74e60ab3425cef43ccff96722666c9b3e41cfaaf9dddba739e30",
+        "ac5bb3526d3be432ba19fb1fc0712d350c160bd2169cd24401c9fcaeaac2d860",
+    }
+)
 
 
 class KeysFileError(RagctxError):
@@ -69,6 +81,25 @@ class ApiKey:
     def principal(self) -> Principal:
         """The principal requests with this key act as."""
         return Principal(tenant=self.tenant, groups=self.groups, name=self.id)
+
+
+def demo_keys(keys: dict[str, ApiKey]) -> list[ApiKey]:
+    """The published demo keys among ``keys`` (matched by hash, whatever their ids)."""
+    return sorted((k for k in keys.values() if k.sha256 in DEMO_KEY_SHA256), key=lambda k: k.id)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address: 127.0.0.0/8, ::1 or ``localhost``."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False  # another host name: it may resolve to anything
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
 
 
 def hash_key(key: str) -> str:
@@ -221,6 +252,10 @@ class KeyRing:
         """Re-read the file if it changed; the current keys-file error, if any."""
         self._refresh()
         return self.last_error
+
+    def keys(self) -> dict[str, ApiKey]:
+        """The keys in use, ``{sha256: ApiKey}``."""
+        return dict(self._keys)
 
     def __len__(self) -> int:
         return len(self._keys)

@@ -10,12 +10,15 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from index.errors import InvalidInputError
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.auth import ApiKey
 
 keys_app = typer.Typer(
     name="keys",
@@ -37,15 +40,39 @@ def preflight(settings: Settings) -> None:
     Raises:
         StoreUnavailableError: the store is missing, locked, or lacks the default collection.
         KeysFileError: the keys file is missing or malformed.
+        InvalidInputError: a non-loopback ``host`` while the keys file holds a demo key.
         PolicyError: a policy file is invalid.
         UnknownPolicyError: the default policy is not in the policy folder.
     """
     from service.auth import KeyRing
     from service.runtime import PolicyBook, open_serving_store
 
-    KeyRing(settings.keys_file)
+    refuse_demo_keys_off_loopback(settings.host, KeyRing(settings.keys_file).keys())
     PolicyBook(settings.policy_dir).get(settings.default_policy)
     open_serving_store(settings).close()
+
+
+def refuse_demo_keys_off_loopback(host: str, keys: dict[str, ApiKey]) -> None:
+    """Refuse to serve the published demo keys anywhere but on a loopback address.
+
+    Raises:
+        InvalidInputError: ``host`` is not loopback and ``keys`` holds a demo key.
+    """
+    from service.auth import demo_keys, is_loopback
+
+    found = demo_keys(keys)
+    if not found or is_loopback(host):
+        return
+    ids = ", ".join(k.id for k in found)
+    revoke = " && ".join(f"ragctx keys revoke {k.id}" for k in found)
+    raise InvalidInputError(
+        f"refusing to serve on {host!r}: the keys file holds the demo key(s) {ids}, whose "
+        "plaintext is published in data/keys.sample.toml, so anyone who can reach this address "
+        f"could use them. Revoke them (`{revoke}`) and make your own with `ragctx keys add "
+        "--tenant T --groups G`, or serve on 127.0.0.1",
+        field="host",
+        value=host,
+    )
 
 
 def serve(
