@@ -24,11 +24,14 @@ File format::
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import logging
 import os
 import re
 import secrets
+import stat
+import tempfile
 import threading
 import tomllib
 from dataclasses import dataclass
@@ -43,6 +46,17 @@ log = logging.getLogger(__name__)
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 KEY_PREFIX = "rgx_"
+
+# sha256 of the demo keys published in data/keys.sample.toml and the README (their plaintext is
+# public): `ragctx serve` refuses a non-loopback address while any of them is in the keys file.
+DEMO_KEY_SHA256 = frozenset(
+    {
+        "768e573008a9b70ddde2f5d1321822116072f2c10b18fac7ba798ab81435c856",
+        "222a3b03b0d1b9d6d317c1acf9efe23f16bfc15789bfaba3898e9d4d27136036",
+        "d8359561000e74e60ab3425cef43ccff96722666c9b3e41cfaaf9dddba739e30",
+        "ac5bb3526d3be432ba19fb1fc0712d350c160bd2169cd24401c9fcaeaac2d860",
+    }
+)
 
 
 class KeysFileError(RagctxError):
@@ -69,6 +83,25 @@ class ApiKey:
         return Principal(tenant=self.tenant, groups=self.groups, name=self.id)
 
 
+def demo_keys(keys: dict[str, ApiKey]) -> list[ApiKey]:
+    """The published demo keys among ``keys`` (matched by hash, whatever their ids)."""
+    return sorted((k for k in keys.values() if k.sha256 in DEMO_KEY_SHA256), key=lambda k: k.id)
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is a loopback address: 127.0.0.0/8, ::1 or ``localhost``."""
+    name = host.strip().strip("[]").lower()
+    if name == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False  # another host name: it may resolve to anything
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
 def hash_key(key: str) -> str:
     """The stored form of a key: sha256 of its UTF-8 bytes, hex."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
@@ -87,8 +120,17 @@ def load_keys(path: Path) -> dict[str, ApiKey]:
             "another file)"
         )
     try:
-        raw = tomllib.loads(path.read_text("utf-8"))
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise KeysFileError(f"keys file {str(path)!r} is not valid TOML: {err}") from err
+    return _parse_keys(path, text)
+
+
+def _parse_keys(path: Path, text: str) -> dict[str, ApiKey]:
+    """The keys of ``text``, the content of the keys file ``path`` (named in errors)."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
         raise KeysFileError(f"keys file {str(path)!r} is not valid TOML: {err}") from err
     entries = raw.get("keys", [])
     if not isinstance(entries, list):
@@ -211,6 +253,10 @@ class KeyRing:
         self._refresh()
         return self.last_error
 
+    def keys(self) -> dict[str, ApiKey]:
+        """The keys in use, ``{sha256: ApiKey}``."""
+        return dict(self._keys)
+
     def __len__(self) -> int:
         return len(self._keys)
 
@@ -305,6 +351,66 @@ def add_key(
         fh.write(prefix + format_entry(grant))
     os.chmod(path, 0o600)
     return grant, key
+
+
+_TABLE = re.compile(r"^\s*\[\[\s*keys\s*\]\]\s*(#.*)?$")
+
+
+def revoke_key(path: Path, key_id: str) -> ApiKey:
+    """Remove the key ``key_id`` from ``path`` and return its grant.
+
+    The file is rewritten atomically (a temporary file in the same folder, same permissions,
+    then ``os.replace``); the other keys and the comments before the first key are kept. A
+    running server drops the key at its next request (the file's content changed).
+
+    Raises:
+        InvalidInputError: no key ``key_id`` in the file.
+        KeysFileError: the file is missing or malformed (it is left as it is).
+    """
+    grants = {g.id: g for g in load_keys(path).values()}
+    if key_id not in grants:
+        raise InvalidInputError(
+            f"no key {key_id!r} in {str(path)!r}; `ragctx keys list` shows the key ids "
+            f"({', '.join(sorted(grants)) or 'none'})",
+            field="id",
+            value=key_id,
+        )
+    lines = path.read_text("utf-8").splitlines(keepends=True)
+    starts = [i for i, line in enumerate(lines) if _TABLE.match(line)] + [len(lines)]
+    kept = lines[: starts[0]]
+    for begin, end in zip(starts, starts[1:], strict=False):
+        try:
+            table = tomllib.loads("".join(lines[begin + 1 : end]))
+        except tomllib.TOMLDecodeError:
+            table = {}  # not a plain table: the check below refuses the edit
+        if table.get("id") != key_id:
+            kept.extend(lines[begin:end])
+    text = "".join(kept)
+    left = {g.id for g in _parse_keys(path, text).values()}
+    if left != set(grants) - {key_id}:
+        # a layout this line-based edit does not understand: refuse rather than lose keys
+        raise KeysFileError(
+            f"keys file {str(path)!r}: could not remove {key_id!r} without touching other "
+            "keys; remove its [[keys]] table by hand"
+        )
+    _write_atomic(path, text)
+    return grants[key_id]
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step, keeping its permission bits."""
+    mode = stat.S_IMODE(path.stat().st_mode)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def format_entry(grant: ApiKey) -> str:

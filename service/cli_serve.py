@@ -1,4 +1,4 @@
-"""CLI commands of the HTTP service: ``ragctx serve`` and ``ragctx keys add|list``.
+"""CLI commands of the HTTP service: ``ragctx serve`` and ``ragctx keys add|list|revoke``.
 
 ``service/cli.py`` registers them with :func:`register`.
 """
@@ -10,12 +10,15 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from index.errors import InvalidInputError
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.auth import ApiKey
 
 keys_app = typer.Typer(
     name="keys",
@@ -37,15 +40,39 @@ def preflight(settings: Settings) -> None:
     Raises:
         StoreUnavailableError: the store is missing, locked, or lacks the default collection.
         KeysFileError: the keys file is missing or malformed.
+        InvalidInputError: a non-loopback ``host`` while the keys file holds a demo key.
         PolicyError: a policy file is invalid.
         UnknownPolicyError: the default policy is not in the policy folder.
     """
     from service.auth import KeyRing
     from service.runtime import PolicyBook, open_serving_store
 
-    KeyRing(settings.keys_file)
+    refuse_demo_keys_off_loopback(settings.host, KeyRing(settings.keys_file).keys())
     PolicyBook(settings.policy_dir).get(settings.default_policy)
     open_serving_store(settings).close()
+
+
+def refuse_demo_keys_off_loopback(host: str, keys: dict[str, ApiKey]) -> None:
+    """Refuse to serve the published demo keys anywhere but on a loopback address.
+
+    Raises:
+        InvalidInputError: ``host`` is not loopback and ``keys`` holds a demo key.
+    """
+    from service.auth import demo_keys, is_loopback
+
+    found = demo_keys(keys)
+    if not found or is_loopback(host):
+        return
+    ids = ", ".join(k.id for k in found)
+    revoke = " && ".join(f"ragctx keys revoke {k.id}" for k in found)
+    raise InvalidInputError(
+        f"refusing to serve on {host!r}: the keys file holds the demo key(s) {ids}, whose "
+        "plaintext is published in data/keys.sample.toml, so anyone who can reach this address "
+        f"could use them. Revoke them (`{revoke}`) and make your own with `ragctx keys add "
+        "--tenant T --groups G`, or serve on 127.0.0.1",
+        field="host",
+        value=host,
+    )
 
 
 def serve(
@@ -179,3 +206,26 @@ def keys_list(
         expiry = "" if g.expires is None else f"\texpires {g.expires.isoformat()}"
         expiry += "\tEXPIRED" if g.expired() else ""
         sys.stdout.write(f"{g.id}\t{g.tenant}\t{','.join(g.groups)}{admin}{expiry}\n")
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[
+        str, typer.Argument(metavar="ID", help="Id of the key (`ragctx keys list`).")
+    ],
+    *,
+    keys_file: Annotated[
+        Path | None, typer.Option(help="Keys file (default RAGCTX_KEYS_FILE).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Remove a key from the keys file; a running server refuses it from its next request."""
+    from service.auth import revoke_key
+    from service.cli import load_settings
+
+    path = keys_file if keys_file is not None else load_settings().keys_file
+    grant = revoke_key(path, key_id)
+    if as_json:
+        sys.stdout.write(json.dumps({"revoked": grant.id, "keys_file": str(path)}) + "\n")
+        return
+    sys.stderr.write(f"revoked key {grant.id!r} (tenant {grant.tenant}) in {path}\n")

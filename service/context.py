@@ -204,6 +204,13 @@ def answer_tree(
             pinned = [c for c in fetched if c.chunk_id not in have and _within(c, req.filters)]
             pinned_ms = (time.perf_counter() - t0) * 1000
             span.set_attribute("ragctx.count", len(pinned))
+        # The policy may pin other tenants' documents: the assembler (and its trace, which
+        # names pins it did not get) sees only the pins this key may see.
+        visible = {c.doc_id for c in fetched} | {c.doc_id for c in retrieved.candidates}
+        own_pins = tuple(d for d in policy.priority.pinned_doc_ids if d in visible)
+        policy = policy.model_copy(
+            update={"priority": policy.priority.model_copy(update={"pinned_doc_ids": own_pins})}
+        )
 
     with _span(tracer, "context") as span:
         t0 = time.perf_counter()

@@ -41,7 +41,7 @@ from index.errors import RagctxError
 from retrieval.filters import access_filter
 from retrieval.hybrid import fetch_documents, search
 from service import audit
-from service.api.errors import error_code, error_response, validation_problems
+from service.api.errors import error_code, error_response, public_message, validation_problems
 from service.api.schemas import ContextRequest, ContextResponse, HitOut
 from service.audit import AuditRecord
 from service.auth import ApiKey
@@ -169,7 +169,7 @@ def _validated(model: type[M], arguments: Mapping[str, Any]) -> M:
 def _failure(err: RagctxError) -> ToolFailure:
     status, code, field = error_code(err)
     return ToolFailure(
-        {"error": {"code": code, "message": str(err), "field": field}}, status=status
+        {"error": {"code": code, "message": public_message(err), "field": field}}, status=status
     )
 
 
@@ -514,7 +514,9 @@ class _KeyRequired:
             except RagctxError as err:
                 status, code, field = error_code(err)
                 headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-                response = error_response(status, code, str(err), field=field, headers=headers)
+                response = error_response(
+                    status, code, public_message(err), field=field, headers=headers
+                )
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -70,6 +70,17 @@ def _grant(request: Request, key: str | None) -> ApiKey:
     return grant
 
 
+def key_or_none(request: Request) -> ApiKey | None:
+    """The caller's key grant when the request carries a valid one, else None (no 401)."""
+    scheme, key = get_authorization_scheme_param(request.headers.get("Authorization"))
+    if scheme.lower() != "bearer" or not key:
+        return None
+    try:
+        return _grant(request, key)
+    except AuthError:
+        return None
+
+
 KeyDep = Annotated[ApiKey, Depends(get_key)]
 BEARER: dict[str, Any] = {"security": [{BEARER_SCHEME: []}]}
 """``openapi_extra`` for a route that takes ``KeyDep``: the document names the key it needs."""

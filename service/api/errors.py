@@ -76,6 +76,25 @@ def _status_of(err: RagctxError) -> tuple[int, str, str | None, dict[str, str] |
     return 500, "internal", None, None
 
 
+def public_message(err: RagctxError) -> str:
+    """The message an API caller gets: the error's own, less names the caller may not know.
+
+    An unknown collection or policy is answered without the list of the server's collections
+    or policies (the CLI and the log keep it): those names may be other tenants'.
+    """
+    if isinstance(err, UnknownCollectionError):
+        return (
+            f"unknown collection {err.name!r}; name a collection your key can see "
+            "(the MCP tool list_collections lists them) or omit 'collection' for the default"
+        )
+    if isinstance(err, UnknownPolicyError):
+        return (
+            f"unknown policy {err.name!r}; omit 'policy' for the server's default, or ask its "
+            "operator which policies it has"
+        )
+    return str(err)
+
+
 def _field_of(loc: tuple[Any, ...]) -> str:
     parts = [str(p) for p in loc]
     if parts and parts[0] in ("body", "query", "path", "header"):
@@ -122,7 +141,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if status >= 500 and status != 503:
             log.error("unexpected %s on %s: %s", type(err).__name__, request.url.path, err)
         _note(request, code)
-        return error_response(status, code, str(err), field=field, headers=headers)
+        return error_response(status, code, public_message(err), field=field, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, err: RequestValidationError) -> JSONResponse:

@@ -205,8 +205,14 @@ class HealthOut(BaseModel):
     status: Literal["ok"]
 
 
-class ReadyOut(BaseModel):
-    """``/readyz``: store open and models loaded."""
+class ReadyStatusOut(BaseModel):
+    """``/readyz`` without an admin key: ready or not, nothing else."""
+
+    status: Literal["ready", "not_ready"]
+
+
+class ReadyOut(ReadyStatusOut):
+    """``/readyz`` with an admin key: why it is (not) ready, the policies and collections."""
 
     ready: bool
     store: bool

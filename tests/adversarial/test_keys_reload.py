@@ -79,7 +79,8 @@ def test_a_deleted_keys_file_revokes_every_key(srv: Running) -> None:
         r = c.get(JOB, headers=bearer("cccc"))
         assert r.status_code == 401
         ready = c.get("/readyz")
-        assert ready.status_code == 503 and "gone" in ready.json()["keys_error"]
+        # every key is revoked, the admin's too: the probe's answer is all there is
+        assert ready.status_code == 503 and ready.json() == {"status": "not_ready"}
         keys.write_text(entry("cccc"), "utf-8")
         assert c.get(JOB, headers=bearer("cccc")).status_code == 404
         assert c.get("/readyz").status_code == 200
@@ -92,7 +93,8 @@ def test_an_invalid_keys_file_keeps_the_last_good_keys_and_says_not_ready(srv: R
         assert c.get(JOB, headers=bearer("dddd")).status_code == 404
         keys.write_text(entry("dddd") + "[[keys]\nbroken", "utf-8")
         assert c.get(JOB, headers=bearer("dddd")).status_code == 404
-        ready = c.get("/readyz")
+        assert c.get("/readyz").json() == {"status": "not_ready"}
+        ready = c.get("/readyz", headers=bearer("dddd"))  # an admin key: the details
         assert ready.status_code == 503
         assert "not valid TOML" in ready.json()["keys_error"]
         keys.write_text(entry("dddd"), "utf-8")
@@ -135,3 +137,53 @@ def test_keys_add_expires_takes_a_date_or_duration_and_refuses_past_or_junk(
         assert (
             out.exit_code != 0 and says in str(out.exception) and "--expires" in str(out.exception)
         )
+
+
+def test_keys_revoke_removes_one_key_atomically_and_the_server_refuses_it(
+    srv: Running,
+) -> None:
+    from typer.testing import CliRunner
+
+    from tests.service.test_keys_and_logs import cli
+
+    keys = srv.settings.keys_file
+    keys.write_text("# operator notes\n" + entry("rev1") + entry("rev2"), "utf-8")
+    os.chmod(keys, 0o640)
+    with srv.client() as c:
+        assert c.get(JOB, headers=bearer("rev1")).status_code == 404
+        out = CliRunner().invoke(
+            cli(), ["keys", "revoke", "rev1", "--keys-file", str(keys), "--json"]
+        )
+        assert out.exit_code == 0, out.output
+        assert json.loads(out.stdout)["revoked"] == "rev1"
+        assert c.get(JOB, headers=bearer("rev1")).status_code == 401
+        assert c.get(JOB, headers=bearer("rev2")).status_code == 404
+    text = keys.read_text("utf-8")
+    assert "rev1" not in text and "rev2" in text and text.startswith("# operator notes")
+    assert os.stat(keys).st_mode & 0o777 == 0o640
+    assert not [p for p in keys.parent.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_keys_revoke_refuses_an_unknown_id_or_a_broken_file_and_changes_nothing(
+    tmp_path: Path,
+) -> None:
+    from typer.testing import CliRunner
+
+    from tests.service.test_keys_and_logs import cli
+
+    keys = tmp_path / "keys.toml"
+    keys.write_text(entry("only"), "utf-8")
+    before = keys.read_bytes()
+    for bad in ("nope", "../only", ""):
+        out = CliRunner().invoke(cli(), ["keys", "revoke", bad, "--keys-file", str(keys)])
+        assert out.exit_code != 0
+        assert f"no key {bad!r}" in str(out.exception) and "keys list" in str(out.exception)
+    assert keys.read_bytes() == before
+    keys.write_text(entry("only") + "[[keys]\nbroken", "utf-8")
+    out = CliRunner().invoke(cli(), ["keys", "revoke", "only", "--keys-file", str(keys)])
+    assert out.exit_code != 0 and "not valid TOML" in str(out.exception)
+    assert "broken" in keys.read_text("utf-8")
+    out = CliRunner().invoke(
+        cli(), ["keys", "revoke", "only", "--keys-file", str(tmp_path / "missing.toml")]
+    )
+    assert out.exit_code != 0 and "not found" in str(out.exception)

@@ -188,6 +188,9 @@ def test_tool_errors_for_the_other_tools(server: Running) -> None:
     unknown = call(server, "acme-all", "search", {"query": QUESTION, "collection": "nope"})
     assert unknown.is_error and unknown.structured_content
     assert unknown.structured_content["error"]["code"] == "unknown_collection"
+    # the server's names are not the caller's to know: neither listed in the error
+    assert "docs" not in unknown.structured_content["error"]["message"].replace("'nope'", "")
+    assert "pinned" not in bad_policy.content[0].text
 
 
 @pytest.mark.parametrize("key", [None, "not-a-key"])

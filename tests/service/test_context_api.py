@@ -224,7 +224,8 @@ def test_an_oversized_body_is_413_declared_or_streamed(server: Running) -> None:
 def test_health_ready_and_openapi(server: Running) -> None:
     with server.client() as c:
         assert c.get("/healthz").json() == {"status": "ok"}
-        ready = c.get("/readyz")
+        assert c.get("/readyz").json() == {"status": "ready"}
+        ready = c.get("/readyz", headers=auth("admin"))
         assert ready.status_code == 200
         assert ready.json()["models"] == "loaded" and "docs" in ready.json()["collections"]
         spec = c.get("/openapi.json").json()

@@ -61,7 +61,7 @@ def test_readyz_is_503_until_the_models_are_loaded(
         run.client() as c,
     ):
         assert c.get("/healthz").status_code == 200
-        r = c.get("/readyz")
+        r = c.get("/readyz", headers=auth("admin"))
         assert r.status_code == 503 and r.json()["models"] == "loading"
         assert r.headers["retry-after"] == "1"
         r = c.post("/v1/context", json=Q, headers=auth("acme-support"))
@@ -87,7 +87,7 @@ def test_models_that_fail_to_load_keep_the_server_unready_and_say_why(
         run.client() as c,
     ):
         deadline = time.monotonic() + 10
-        while (r := c.get("/readyz")).json()["models"] == "loading":
+        while (r := c.get("/readyz", headers=auth("admin"))).json()["models"] == "loading":
             assert time.monotonic() < deadline
             time.sleep(0.02)
         assert r.status_code == 503 and "/nowhere" in r.json()["error"]
@@ -183,11 +183,11 @@ def test_policies_reload_and_an_invalid_file_never_replaces_the_last_good(
         assert version() == "2"
         policy.write_text('name: default\nversion: "3"\norder: sideways\n')
         assert version() == "2"
-        ready = c.get("/readyz").json()
+        ready = c.get("/readyz", headers=auth("admin")).json()
         assert "default.yaml" in ready["policy_error"] and "order" in ready["policy_error"]
         policy.write_text('name: default\nversion: "4"\n')
         assert version() == "4"
-        assert c.get("/readyz").json()["policy_error"] is None
+        assert c.get("/readyz", headers=auth("admin")).json()["policy_error"] is None
 
 
 def test_a_key_added_while_serving_works_and_a_broken_file_keeps_the_old_keys(
