@@ -227,3 +227,22 @@ def test_operator_keys_in_the_file_and_the_cli(tmp_path: Path) -> None:
     bad.write_text(text.replace("operator = true\n", ""), "utf-8")
     (legacy,) = load_keys(bad).values()
     assert legacy.admin and not legacy.operator
+
+
+def test_a_symlink_added_while_the_job_waits_fails_it(
+    srv: Running, roots: Path, tmp_path: Path
+) -> None:
+    busy = roots / "t5-busy"
+    for i in range(20):  # a job that runs a second or more, so the next one waits behind it
+        note(busy, "acme", f"n{i:02d}.md")
+    later = note(roots / "t5", "acme")
+    outside = note(tmp_path / "outside", "acme")
+    with srv.client() as c:
+        first = submit(c, "operator", body(busy, "acme", "t5-busy"))
+        r = submit(c, "operator", body(later, "acme", "t5"))
+        assert first.status_code == r.status_code == 202, r.text
+        (later / "leak.md").symlink_to(outside / "n.md")  # after the submit-time check
+        job = wait(c, r.json()["id"])
+        assert wait(c, first.json()["id"])["state"] == "succeeded"
+    assert job["state"] == "failed" and job["report"] is None, job
+    assert "RAGCTX_INGEST_ROOTS" in job["error"] and "leak.md" in job["error"]
