@@ -8,12 +8,14 @@ Readers never raise for bad input: every failure becomes an ``InputProblem`` tha
 from __future__ import annotations
 
 import io
+import os
 import re
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import yaml
 
@@ -103,11 +105,47 @@ def mtime(path: Path) -> datetime | None:
         return None
 
 
+class NotRegularFileError(OSError):
+    """A fifo, socket or device where a file was expected (never read: a fifo would block)."""
+
+
+def open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading if it is a regular file (after symlinks).
+
+    Opened non-blocking, so a fifo never waits for a writer; the open file's own ``fstat``
+    decides, so a file swapped for a fifo after the folder was listed is caught too.
+
+    Raises:
+        NotRegularFileError: a fifo, socket, device or folder.
+        OSError: it cannot be opened.
+    """
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = (
+                "a folder"
+                if stat.S_ISDIR(mode)
+                else "a fifo"
+                if stat.S_ISFIFO(mode)
+                else "a socket"
+                if stat.S_ISSOCK(mode)
+                else "a device"
+            )
+            raise NotRegularFileError(f"it is {what}, not a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "rb")
+
+
 def os_problem(ref: FileRef, err: OSError) -> InputProblem:
     if isinstance(err, PermissionError):
         return InputProblem(
             ref.label, "permission denied reading the file; fix its permissions or exclude it"
         )
+    if isinstance(err, NotRegularFileError):
+        return InputProblem(ref.label, f"not read: {err}; remove it or exclude it")
     reason = err.strerror or str(err)
     return InputProblem(ref.label, f"cannot read the file: {reason}; check the path or exclude it")
 
@@ -172,7 +210,7 @@ def read_limited(ref: FileRef, ctx: ReadContext) -> bytes | InputProblem:
         OSError: the file cannot be opened or read.
     """
     limit = byte_limit(ctx)
-    with ref.disk.open("rb") as fh:
+    with open_regular(ref.disk) as fh:
         data = fh.read(limit + 1)
     if len(data) > limit:
         return too_large_bytes_problem(ref.label, limit)

@@ -34,6 +34,7 @@ from ingest.readers import (
     flag_for,
     merge_tags,
     mtime,
+    open_regular,
     os_problem,
     read_limited,
     too_large_bytes_problem,
@@ -57,7 +58,7 @@ def read_jsonl(ref: FileRef, ctx: ReadContext, *, fmt: str = "json") -> Iterator
     """
     limit = byte_limit(ctx)
     try:
-        with ref.disk.open("rb") as fh:
+        with open_regular(ref.disk) as fh:
             problem = binary_problem(ref, fh.read(BINARY_PROBE_BYTES))
             if problem is not None:
                 yield problem

@@ -25,6 +25,7 @@ from service.api.middleware import BodyLimitMiddleware, ObserveMiddleware
 from service.api.routes import admin, context, health
 from service.auth import KeyRing
 from service.handoff import remove_server_file, write_server_file
+from service.ingest_roots import resolve_roots
 from service.jobs import Job, JobRunner
 from service.mcp import mount_http
 from service.runtime import Gate, ModelLoader, PolicyBook, Runtime, load_models, open_serving_store
@@ -78,6 +79,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
                 keys=KeyRing(settings.keys_file),
                 policies=PolicyBook(settings.policy_dir),
                 gate=Gate(settings.max_concurrency),
+                ingest_roots=resolve_roots(settings.ingest_roots),
             )
             runtime.policies.get(settings.default_policy)  # the default must exist
 

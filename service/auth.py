@@ -18,7 +18,12 @@ File format::
     tenant = "acme"
     groups = ["support"]
     admin = false
+    operator = false                 # optional: an admin key for every tenant
     expires = 2027-01-01T00:00:00Z   # optional
+
+An admin key is confined to its own tenant (it syncs into it and sees its jobs only) unless it
+is marked ``operator = true``; an admin key without the field is a tenant admin (fail safe).
+``operator`` needs ``admin = true``.
 """
 
 from __future__ import annotations
@@ -73,6 +78,8 @@ class ApiKey:
     groups: tuple[str, ...]
     admin: bool = False
     expires: datetime | None = None
+    operator: bool = False
+    """An admin key for every tenant; without it an admin key is confined to ``tenant``."""
 
     def expired(self, now: datetime | None = None) -> bool:
         """Whether the key's expiry has passed (never, without one)."""
@@ -150,11 +157,12 @@ def _parse_entry(path: Path, i: int, entry: object) -> ApiKey:
     where = f"keys file {str(path)!r}, keys[{i}]"
     if not isinstance(entry, dict):
         raise KeysFileError(f"{where}: expected a table")
-    unknown = sorted(set(entry) - {"id", "sha256", "tenant", "groups", "admin", "expires"})
+    allowed = {"id", "sha256", "tenant", "groups", "admin", "operator", "expires"}
+    unknown = sorted(set(entry) - allowed)
     if unknown:
         raise KeysFileError(
             f"{where}: unknown field(s) {unknown}; allowed: id, sha256, tenant, groups, admin, "
-            "expires"
+            "operator, expires"
         )
     key_id, digest, tenant = entry.get("id"), entry.get("sha256"), entry.get("tenant")
     groups, admin = entry.get("groups", []), entry.get("admin", False)
@@ -168,6 +176,14 @@ def _parse_entry(path: Path, i: int, entry: object) -> ApiKey:
         raise KeysFileError(f"{where} ({key_id}): 'groups' must be a list of strings")
     if not isinstance(admin, bool):
         raise KeysFileError(f"{where} ({key_id}): 'admin' must be true or false")
+    operator = entry.get("operator", False)
+    if not isinstance(operator, bool):
+        raise KeysFileError(f"{where} ({key_id}): 'operator' must be true or false")
+    if operator and not admin:
+        raise KeysFileError(
+            f"{where} ({key_id}): 'operator = true' needs 'admin = true' (an operator key is an "
+            "admin key for every tenant)"
+        )
     expires = _expiry(entry.get("expires"), f"{where} ({key_id})")
     return ApiKey(
         id=key_id,
@@ -176,6 +192,7 @@ def _parse_entry(path: Path, i: int, entry: object) -> ApiKey:
         groups=tuple(groups),
         admin=admin,
         expires=expires,
+        operator=operator,
     )
 
 
@@ -303,10 +320,12 @@ def add_key(
     admin: bool = False,
     key_id: str | None = None,
     expires: datetime | None = None,
+    operator: bool = False,
 ) -> tuple[ApiKey, str]:
     """Make a new random key, append its hash to ``path`` and return ``(grant, key)``.
 
-    The key itself is returned once and stored nowhere.
+    The key itself is returned once and stored nowhere. ``operator`` makes an admin key for
+    every tenant (it implies ``admin``).
 
     Raises:
         InvalidInputError: a bad tenant, group or id, or an id already in the file.
@@ -340,8 +359,9 @@ def add_key(
         sha256=hash_key(key),
         tenant=tenant,
         groups=groups,
-        admin=admin,
+        admin=admin or operator,
         expires=expires,
+        operator=operator,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = ""
@@ -423,6 +443,7 @@ def format_entry(grant: ApiKey) -> str:
         f"tenant = {json.dumps(grant.tenant)}\n"
         f"groups = [{groups}]\n"
         f"admin = {'true' if grant.admin else 'false'}\n"
+        + ("operator = true\n" if grant.operator else "")
         + (
             ""
             if grant.expires is None

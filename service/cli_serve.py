@@ -122,7 +122,12 @@ def keys_add(
     groups: Annotated[
         list[str] | None, typer.Option(help="Access groups the key grants (repeat or commas).")
     ] = None,
-    admin: Annotated[bool, typer.Option(help="May run admin ingest jobs.")] = False,
+    admin: Annotated[
+        bool, typer.Option(help="May run admin ingest jobs, for its own tenant only.")
+    ] = False,
+    operator: Annotated[
+        bool, typer.Option(help="An admin key for every tenant (implies --admin).")
+    ] = False,
     key_id: Annotated[str | None, typer.Option("--id", help="A name for the key.")] = None,
     expires: Annotated[
         str | None,
@@ -147,7 +152,13 @@ def keys_add(
         )
     when = None if expires is None else parse_expiry(expires)
     grant, key = add_key(
-        path, tenant=tenant, groups=group_list, admin=admin, key_id=key_id, expires=when
+        path,
+        tenant=tenant,
+        groups=group_list,
+        admin=admin,
+        key_id=key_id,
+        expires=when,
+        operator=operator,
     )
     if as_json:
         sys.stdout.write(
@@ -157,6 +168,7 @@ def keys_add(
                     "tenant": grant.tenant,
                     "groups": list(grant.groups),
                     "admin": grant.admin,
+                    "operator": grant.operator,
                     "expires": None if when is None else when.isoformat(),
                     "keys_file": str(path),
                     "key": key,
@@ -167,8 +179,8 @@ def keys_add(
         return
     sys.stderr.write(
         f"added key {grant.id!r} (tenant {grant.tenant}, groups {', '.join(grant.groups)}"
-        f"{', admin' if grant.admin else ''}) to {path}; only its hash is stored, so copy the "
-        "key now:\n"
+        f"{', operator' if grant.operator else ', admin' if grant.admin else ''}) to {path}; "
+        "only its hash is stored, so copy the key now:\n"
     )
     sys.stdout.write(key + "\n")
 
@@ -193,6 +205,7 @@ def keys_list(
             "tenant": g.tenant,
             "groups": list(g.groups),
             "admin": g.admin,
+            "operator": g.operator,
             "expires": None if g.expires is None else g.expires.isoformat(),
             "expired": g.expired(),
         }
@@ -202,7 +215,7 @@ def keys_list(
         sys.stdout.write(json.dumps({"keys_file": str(path), "keys": rows}) + "\n")
         return
     for g in grants:
-        admin = "\tadmin" if g.admin else ""
+        admin = ("\tadmin" if g.admin else "") + ("\toperator" if g.operator else "")
         expiry = "" if g.expires is None else f"\texpires {g.expires.isoformat()}"
         expiry += "\tEXPIRED" if g.expired() else ""
         sys.stdout.write(f"{g.id}\t{g.tenant}\t{','.join(g.groups)}{admin}{expiry}\n")

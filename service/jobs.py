@@ -60,6 +60,7 @@ class Job:
     specs: tuple[SourceSpec, ...]
     options: SyncOptions
     submitted_by: str
+    check: Callable[[], None] | None = None  # raises when the sources may no longer be read
     state: JobState = JobState.QUEUED
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     started_at: datetime | None = None
@@ -70,6 +71,11 @@ class Job:
     embedded: int = 0
     report: dict[str, Any] | None = None
     error: str | None = None
+
+    def visible_to(self, tenant: str) -> bool:
+        """Whether a tenant admin of ``tenant`` may see this job: every source syncs into that
+        tenant alone (per-record tenancy may write any tenant, so only operators see those)."""
+        return all(s.tenant == tenant and not s.tenant_from_records for s in self.specs)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready view (the admin endpoint's body)."""
@@ -149,8 +155,12 @@ class JobRunner:
         collection: str,
         options: SyncOptions,
         submitted_by: str,
+        check: Callable[[], None] | None = None,
     ) -> Job:
-        """Queue a sync of ``specs`` into ``collection``; returns the job at once."""
+        """Queue a sync of ``specs`` into ``collection``; returns the job at once.
+
+        ``check`` runs when the job starts; what it raises fails the job before any read.
+        """
         if self._queue.qsize() >= self._max_queued:
             raise JobQueueFullError(
                 f"{self._max_queued} ingest jobs are already waiting; retry when they are done"
@@ -162,6 +172,7 @@ class JobRunner:
             specs=tuple(specs),
             options=options,
             submitted_by=submitted_by,
+            check=check,
         )
         with self._lock:
             self._jobs[job.id] = job
@@ -209,6 +220,8 @@ class JobRunner:
         job.started_at = datetime.now(UTC)
         log.info("ingest job %s started: %s into %s", job.id, list(job.sources), job.collection)
         try:
+            if job.check is not None:
+                job.check()
             job.files_total = sum(count_source_files(s) for s in job.specs)
             encoders = self._encoders()
             chunker = Chunker(

@@ -239,6 +239,7 @@ class Runtime:
     policies: PolicyBook
     gate: Gate
     jobs: JobRunner | None = None
+    ingest_roots: tuple[Path, ...] = ()  # resolved RAGCTX_INGEST_ROOTS (service.ingest_roots)
     models: Models | None = None
     load_error: str | None = None
     _counters: dict[str, TokenCounter] = field(default_factory=dict)

@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     mass_delete_min_docs: int = Field(
         5, ge=1, description="Fewer deletions than this never count as a mass delete."
     )
+    ingest_roots: list[Path] | None = Field(
+        None,
+        description="Folders admin ingest jobs may read below (JSON list in the environment); "
+        "unset: the server's working directory at start.",
+    )
     default_tenant: str = "default"
     default_groups: list[str] = Field(default_factory=lambda: ["public"])
     bm25_k: float = Field(1.2, gt=0)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import pathlib
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -389,14 +388,14 @@ def test_unreadable_file_is_a_problem_and_the_rest_is_read(
     locked = write(tmp_path / "b.md", "secret\n")
     write(tmp_path / "c.md", "fine too\n")
     if os.geteuid() == 0:  # root reads any file: make this one refuse like chmod 000 would
-        real_open = pathlib.Path.open
+        real_open = os.open  # the readers open files with os.open (ingest.readers.open_regular)
 
-        def refusing_open(self: Path, *args: Any, **kwargs: Any) -> Any:
-            if self == locked:
-                raise PermissionError(13, "Permission denied", str(self))
-            return real_open(self, *args, **kwargs)
+        def refusing_open(path: Any, *args: Any, **kwargs: Any) -> int:
+            if Path(path) == locked:
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, *args, **kwargs)
 
-        monkeypatch.setattr(pathlib.Path, "open", refusing_open)
+        monkeypatch.setattr(os, "open", refusing_open)
     else:
         locked.chmod(0)
     docs, problems = read_all(SourceSpec(tmp_path))

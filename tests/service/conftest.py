@@ -38,7 +38,9 @@ KEYS: dict[str, dict[str, Any]] = {
     "acme-eng": {"tenant": "acme", "groups": ["support", "engineering"]},
     "acme-all": {"tenant": "acme", "groups": ["support", "engineering", "legal"]},
     "globex-all": {"tenant": "globex", "groups": ["support", "engineering", "legal"]},
-    "admin": {"tenant": "acme", "groups": ["support"], "admin": True},
+    "admin": {"tenant": "acme", "groups": ["support"], "admin": True},  # acme's tenant admin
+    "globex-admin": {"tenant": "globex", "groups": ["support"], "admin": True},
+    "operator": {"tenant": "acme", "groups": ["support"], "admin": True, "operator": True},
 }
 
 
@@ -63,6 +65,7 @@ def write_keys(path: Path) -> Path:
                 tenant=spec["tenant"],
                 groups=tuple(spec["groups"]),
                 admin=spec.get("admin", False),
+                operator=spec.get("operator", False),
             )
         )
         for name, spec in KEYS.items()
@@ -142,6 +145,8 @@ def make_settings(store: Path, work: Path, **overrides: Any) -> Settings:
         "otel_exporter": "memory",
         "log_json": False,
         "max_concurrency": 4,
+        # the session's temporary folders (tests write sources there) and the repository
+        "ingest_roots": [work.parent, REPO],
     }
     values.update(overrides)
     return Settings(**values)

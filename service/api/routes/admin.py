@@ -1,18 +1,25 @@
-"""Admin ingest jobs: ``POST /v1/admin/ingest`` and ``GET /v1/admin/jobs/{id}`` (admin keys)."""
+"""Admin ingest jobs: ``POST /v1/admin/ingest`` and ``GET /v1/admin/jobs/{id}`` (admin keys).
+
+A tenant admin key (``admin = true``) syncs only into its own tenant and sees only jobs that
+do; an operator key (``operator = true``) may do both for every tenant, and alone may use
+per-record tenancy (``tenant_from_records``), which lets documents name any tenant.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 
 from index.errors import InvalidInputError
 from index.schema import validate_collection_name
 from ingest import Partition, SourceSpec, SyncOptions
 from ingest.sources import FieldMapping
-from service.api.deps import AdminKeyDep, RuntimeDep, audit_record, get_admin_key
+from service.api.deps import AdminKeyDep, RuntimeDep, audit_record
 from service.api.schemas import ErrorOut, IngestRequest, JobOut
-from service.errors import NotReadyError, UnknownJobError
+from service.auth import ApiKey
+from service.errors import ForbiddenError, NotReadyError, UnknownJobError
+from service.ingest_roots import check_source
 from service.jobs import SERVER_BATCH_CHUNKS
 
 router = APIRouter(prefix="/v1/admin", tags=["admin"])
@@ -22,7 +29,28 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _specs(body: IngestRequest) -> list[SourceSpec]:
+def _check_scope(body: IngestRequest, grant: ApiKey) -> None:
+    """A tenant admin key may sync only into its own tenant, without per-record tenancy."""
+    if grant.operator:
+        return
+    for i, src in enumerate(body.sources):
+        if src.tenant != grant.tenant:
+            raise ForbiddenError(
+                f"admin key {grant.id!r} is an admin of tenant {grant.tenant!r} only and may "
+                f"not sync into tenant {src.tenant!r}; use an operator key "
+                "(`ragctx keys add --operator`) or that tenant's admin key",
+                field=f"sources[{i}].tenant",
+            )
+        if src.tenant_from_records:
+            raise ForbiddenError(
+                f"admin key {grant.id!r} is an admin of tenant {grant.tenant!r} only; "
+                "per-record tenancy (tenant_from_records) lets documents name any tenant, so "
+                "it needs an operator key (`ragctx keys add --operator`)",
+                field=f"sources[{i}].tenant_from_records",
+            )
+
+
+def _specs(body: IngestRequest, roots: tuple[Path, ...]) -> list[SourceSpec]:
     specs = []
     for i, src in enumerate(body.sources):
         path = Path(src.path)
@@ -34,6 +62,7 @@ def _specs(body: IngestRequest) -> list[SourceSpec]:
                 field=f"sources[{i}].path",
                 value=src.path,
             )
+        check_source(path, roots, field=f"sources[{i}].path")
         f = src.fields
         specs.append(
             SourceSpec(
@@ -67,7 +96,15 @@ def submit_ingest(
 ) -> JobOut:
     """Queue a sync job inside the server (which owns the embedded store); 202 with the job."""
     collection = validate_collection_name(body.collection or runtime.settings.collection)
-    specs = _specs(body)
+    _check_scope(body, grant)
+    roots = runtime.ingest_roots
+    specs = _specs(body, roots)
+
+    def recheck() -> None:
+        # again when the job starts: the disk may have changed while it was queued
+        for i, spec in enumerate(specs):
+            check_source(spec.path, roots, field=f"sources[{i}].path")
+
     options = SyncOptions(
         dry_run=body.dry_run,
         partition=Partition.parse(body.partition) if body.partition else None,
@@ -81,23 +118,24 @@ def submit_ingest(
     )
     if runtime.jobs is None:
         raise NotReadyError("the server is starting: the job runner is not up yet; retry")
-    job = runtime.jobs.submit(specs, collection=collection, options=options, submitted_by=grant.id)
+    job = runtime.jobs.submit(
+        specs, collection=collection, options=options, submitted_by=grant.id, check=recheck
+    )
     record = audit_record(request)
     if record is not None:
         record.collection, record.job_id = collection, job.id
     return JobOut.model_validate(job.to_dict())
 
 
-@router.get(
-    "/jobs/{job_id}",
-    response_model=JobOut,
-    responses=_ERRORS,
-    dependencies=[Depends(get_admin_key)],
-)
-def get_job(job_id: str, runtime: RuntimeDep) -> JobOut:
-    """A job's state, live progress counters and, when done, its summary."""
+@router.get("/jobs/{job_id}", response_model=JobOut, responses=_ERRORS)
+def get_job(job_id: str, grant: AdminKeyDep, runtime: RuntimeDep) -> JobOut:
+    """A job's state, live progress counters and, when done, its summary.
+
+    A tenant admin gets 404 for another tenant's job, as for one that does not exist, so job
+    ids of other tenants cannot be probed.
+    """
     job = runtime.jobs.get(job_id) if runtime.jobs is not None else None
-    if job is None:
+    if job is None or not (grant.operator or job.visible_to(grant.tenant)):
         raise UnknownJobError(
             f"no ingest job {job_id!r} on this server (jobs are kept in memory: the last 100, "
             "until the server restarts)"
