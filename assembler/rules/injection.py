@@ -257,10 +257,30 @@ _DETECTORS = (
     ),
 )
 
-# "i g n o r e  a l l ...": five or more single letters in a row, each followed by a space.
-_SPACED_LETTERS = re2.compile(r"(?:\b[a-z] ){5,}[a-z]\b")
+# "i g n o r e  a l l ...": letters spelled apart. A verb spelled so is the guard; then the
+# text is read with its whitespace removed.
+_SPACED_VERBS = (
+    "i g n o r e",
+    "d i s r e g a r d",
+    "f o r g e t",
+    "o v e r r i d e",
+    "b y p a s s",
+)
 _SPACED_PHRASE = re2.compile(
     r"(?:ignore|disregard|forget|override|bypass)[a-z]{0,24}(?:instructions?|prompts?|rules)"
+)
+
+# One pass over the text for every detector's keywords: clean text (no keyword at all) is
+# screened by a single RE2 scan instead of one substring search per keyword.
+_SPACES = (
+    r"(?:\s|[\x1c-\x1f\x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}])"
+)
+_ANY_KEYWORD = re2.compile(
+    "|".join(
+        [re2.escape(k) for d in _DETECTORS for k in d.keywords]
+        + [_SPACES + re2.escape(w) for d in _DETECTORS for w in d.after_whitespace]
+        + [re2.escape(v) for v in _SPACED_VERBS]
+    )
 )
 
 
@@ -284,14 +304,22 @@ def injection_signals(rule: Injection, text: str) -> tuple[str, ...]:
         # nothing from the detectors.
         text = clean(text)
     lowered = text.lower()
+    if _ANY_KEYWORD.search(lowered) is None:
+        return (*found, *_policy_signals(rule, text))
     for detector in _DETECTORS:
         if detector.could_match(lowered) and detector.regex.search(lowered) is not None:
             found.append(detector.name)
-    if " " in lowered and _SPACED_LETTERS.search(lowered) is not None:
+    if any(map(lowered.__contains__, _SPACED_VERBS)):
         squeezed = "".join(lowered.split())
         if _SPACED_PHRASE.search(squeezed) is not None:
             found.append("spaced_letters")
+    return (*found, *_policy_signals(rule, text))
+
+
+def _policy_signals(rule: Injection, text: str) -> list[str]:
+    """``pattern[i]`` for each of the policy's own patterns that matches ``text``."""
+    found: list[str] = []
     for number, pattern in enumerate(rule.patterns):
         if re.search(pattern, text) is not None:
             found.append(f"pattern[{number}]")
-    return tuple(found)
+    return found
