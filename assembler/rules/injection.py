@@ -30,22 +30,22 @@ _FILLER = (
     r"(?:all|any|the|your|my|of|previous|prior|above|earlier|preceding|system|original|"
     r"these|those|every|developer|safety|initial|given|current|existing)"
 )
-_MODEL = r"(?:ai|assistant|llm|language model|chatbot|chatgpt|gpt|claude|bot|model|agent)s?"
+_MODEL = r"(?:ai|assistant|llm|language model|chatbot|chatgpt|gpt|claude)s?"
 
 
 @dataclass(frozen=True, slots=True)
 class _Detector:
     """A regex with a cheap guard: the regex can only match where one of its keywords occurs.
 
-    ``after_whitespace`` keywords count only right after a whitespace character (the regex
-    writes ``\\s`` before them), whatever that character is: a tab or a line break cannot slip
-    past the guard.
+    ``word_start`` keywords count only at the start of a word: at the start of the text or
+    after a character that is not an ASCII letter, digit or underscore (RE2's ``\\b`` is
+    ASCII), so no whitespace or punctuation before them can slip past the guard.
     """
 
     name: str
     keywords: tuple[str, ...]
     regex: re2._Regexp  # searched in the lower-cased text
-    after_whitespace: tuple[str, ...] = ()
+    word_start: tuple[str, ...] = ()
     required: str = ""  # a string every match of the regex contains, if any
 
     def could_match(self, lowered: str) -> bool:
@@ -54,14 +54,15 @@ class _Detector:
             return False
         if any(map(lowered.__contains__, self.keywords)):  # one C loop over the keywords
             return True
-        return any(_after_whitespace(lowered, word) for word in self.after_whitespace)
+        return any(_word_start(lowered, word) for word in self.word_start)
 
 
-def _after_whitespace(text: str, word: str) -> bool:
-    """Whether ``word`` occurs in ``text`` right after a whitespace character."""
-    start = text.find(word, 1)
+def _word_start(text: str, word: str) -> bool:
+    """Whether ``word`` occurs in ``text`` at the start of a word (ASCII word characters)."""
+    start = text.find(word)
     while start != -1:
-        if text[start - 1].isspace():
+        before = text[start - 1] if start else " "
+        if not (before.isascii() and (before.isalnum() or before == "_")):
             return True
         start = text.find(word, start + 1)
     return False
@@ -82,7 +83,10 @@ _DETECTORS = (
             "override",
             "bypass",
             "pay no attention",
-            "follow",
+            "not follow",
+            "'t follow",
+            "stop follow",
+            "longer follow",
             "never mind",
             "nevermind",
         ),
@@ -137,7 +141,16 @@ _DETECTORS = (
     ),
     _Detector(
         "exfiltration",
-        ("prompt", "instructions", "context", "configuration", "above", "system message"),
+        (
+            "prompt",
+            "instructions",
+            "context",
+            "configuration",
+            "text above",
+            "words above",
+            "content above",
+            "system message",
+        ),
         re2.compile(
             r"\b(?:reveal|print|output|show|repeat|leak|disclose|dump|copy|paste|write out"
             r"|tell me)\b(?:\s+\S+){0,6}?\s+"
@@ -157,12 +170,8 @@ _DETECTORS = (
             "llm",
             "language model",
             "chatbot",
-            "chatgpt",
             "gpt",
             "claude",
-            "model",
-            "agent",
-            "bot",
         ),
         re2.compile(
             rf"\b(?:note|message|instructions?)\s+(?:to|for)\s+(?:the\s+|any\s+|all\s+)?"
@@ -173,7 +182,7 @@ _DETECTORS = (
             rf"|\bto (?:any|all|every)\s+{_MODEL}\b"
             rf"|\b(?:ai|llm)\s+(?:agents?|assistants?|models?)\s*:"
         ),
-        after_whitespace=("ai",),
+        word_start=("ai",),
     ),
     _Detector(
         "persona_switch",
@@ -181,12 +190,16 @@ _DETECTORS = (
             "you are",
             "pretend",
             "act as",
-            "mode",
+            "god mode",
+            "dan mode",
+            "jailbreak mode",
+            "unrestricted mode",
             "roleplay",
             "role-play",
             "jailbr",
             "without",
-            " no ",
+            "with no",
+            "has no",
         ),
         re2.compile(
             r"\byou are (?:now )?(?:an? )?(?:unrestricted|jailbroken|dan\b|"
@@ -219,15 +232,21 @@ _DETECTORS = (
             "[/inst",
             "<<sys",
             "<</sys",
-            "instruction",
             "_of_turn>",
         ),
         re2.compile(
             r"(?m)^\s*(?:#{1,6}\s*)?(?:system|assistant|developer)\s*:"
-            r"|(?m)^\s*#{1,6}\s*(?:instruction|system prompt)\s*:"
+            r"|(?m)^\s*#{1,6}\s*system prompt\s*:"
             r"|(?m)^\s*[\[<](?:system|assistant|developer)[\]>]"
             r"|<\|[a-z_]{2,20}\|>|\[/?inst\]|<</?sys>>|<(?:start|end)_of_turn>"
         ),
+    ),
+    _Detector(
+        "instruction_header",
+        ("instruction",),
+        # "### Instruction:", the turn header of Alpaca-style prompts
+        re2.compile(r"(?m)^\s*#{1,6}\s*instruction\s*:"),
+        required="#",
     ),
     _Detector(
         "image_exfiltration",
@@ -247,8 +266,9 @@ _DETECTORS = (
     ),
     _Detector(
         "hidden_css",
-        # The property names: any whitespace may stand between a property and its colon.
-        ("display", "visibility", "font-size", "opacity"),
+        # Words every match holds ("visibility" alone is common in docs: "visibility timeout");
+        # any whitespace may stand between a property and its colon, so none of it is here.
+        ("none", "hidden", "font-size", "opacity"),
         re2.compile(
             r"display\s*:\s*none|visibility\s*:\s*hidden|font-size\s*:\s*0(?:[^.\d]|$)"
             r"|opacity\s*:\s*0(?:[^.\d]|$)"
@@ -272,13 +292,10 @@ _SPACED_PHRASE = re2.compile(
 
 # One pass over the text for every detector's keywords: clean text (no keyword at all) is
 # screened by a single RE2 scan instead of one substring search per keyword.
-_SPACES = (
-    r"(?:\s|[\x1c-\x1f\x85\xa0\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}])"
-)
 _ANY_KEYWORD = re2.compile(
     "|".join(
         [re2.escape(k) for d in _DETECTORS for k in d.keywords]
-        + [_SPACES + re2.escape(w) for d in _DETECTORS for w in d.after_whitespace]
+        + [r"\b" + re2.escape(w) for d in _DETECTORS for w in d.word_start]
         + [re2.escape(v) for v in _SPACED_VERBS]
     )
 )

@@ -78,7 +78,7 @@ _PIECES = sorted(
     {
         word
         for detector in _DETECTORS
-        for keyword in (*detector.keywords, *detector.after_whitespace)
+        for keyword in (*detector.keywords, *detector.word_start)
         for word in keyword.split()
     }
     | {
