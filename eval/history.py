@@ -7,6 +7,8 @@ Layout (``runs/`` is not committed)::
       runs/<UTC timestamp>-<dataset>.md     its summary
       history.png                           nDCG@10 per stage over runs, one panel per dataset
       history.md                            one row per run
+      injection.jsonl                       the injection screen's P/R/F1, one line per run
+      injection.md                          the same as a table
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ from typing import Any
 from eval.report import STAGE_ORDER, EvalReport
 from eval.summary import render_markdown
 
-__all__ = ["HistoryRow", "RunFiles", "latest_run", "read_history", "write_run"]
+__all__ = [
+    "HistoryRow",
+    "RunFiles",
+    "latest_run",
+    "read_history",
+    "read_injection_history",
+    "record_injection",
+    "write_run",
+]
 
 log = logging.getLogger(__name__)
 
@@ -149,3 +159,62 @@ def plot_history(rows: list[HistoryRow], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     plt.close(fig)
+
+
+INJECTION_HISTORY = "injection.jsonl"
+
+
+def record_injection(entry: dict[str, Any], reports_dir: Path) -> Path:
+    """Append one injection-screen result (``eval.injection.InjectionResult.to_dict``) to
+    ``injection.jsonl``, stamped with the time and git commit, and redraw ``injection.md``."""
+    from eval.environment import git_state
+
+    reports = Path(reports_dir)
+    reports.mkdir(parents=True, exist_ok=True)
+    git = git_state()
+    row = {
+        "kind": "injection",
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": str(git.get("commit") or "")[:8],
+        "dirty": git.get("dirty"),
+        **entry,
+    }
+    path = reports / INJECTION_HISTORY
+    with path.open("a", encoding="utf-8") as out:
+        out.write(json.dumps(row) + "\n")
+    rows = read_injection_history(reports)
+    lines = [
+        "# ragctx injection screen history",
+        "",
+        "| date | commit | split | precision | recall | F1 | tp | fp | fn | tn | data |",
+        "|---" * 11 + "|",
+    ]
+    for r in rows:
+        lines.append(
+            "| "
+            + " | ".join(
+                str(r.get(key, ""))
+                for key in ("created_at", "commit", "split", "precision", "recall", "f1")
+                + ("tp", "fp", "fn", "tn", "data")
+            )
+            + " |"
+        )
+    (reports / "injection.md").write_text("\n".join(lines) + "\n", "utf-8")
+    return path
+
+
+def read_injection_history(reports_dir: Path) -> list[dict[str, Any]]:
+    """Every readable line of ``injection.jsonl``, oldest first; others are skipped."""
+    path = Path(reports_dir) / INJECTION_HISTORY
+    if not path.exists():
+        return []
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        try:
+            raw = json.loads(line)
+        except ValueError as err:
+            log.warning("skipping %s line %d in the history: %s", path, number, err)
+            continue
+        if isinstance(raw, dict) and raw.get("kind") == "injection":
+            rows.append(raw)
+    return rows

@@ -5,6 +5,7 @@ Registered by ``service.cli`` as ``app.add_typer(eval_app, name="eval")``::
     ragctx eval DATASET_DIR [--json] [--json-out FILE]   # = ragctx eval run DATASET_DIR
     ragctx eval gate --baseline FILE [--current FILE] [--max-drop 0.01] [--max-p 0.01]
     ragctx eval subset SOURCE_DIR DEST_DIR [--queries 40] [--other-docs 200]
+    ragctx eval injection [--split test|dev] [--data FILE] [--json]   # the injection screen
 
 Exit codes: 0 ok, 1 a failed gate or documents that failed to ingest, 2 bad usage or input.
 """
@@ -170,6 +171,57 @@ def subset_command(
 
     out = subset(source, dest, queries=queries, other_docs=other_docs, seed=seed)
     err_console.print(f"wrote {out}", highlight=False)
+
+
+@eval_app.command("injection")
+def injection_command(
+    *,
+    split: Annotated[str, typer.Option(help="Split of the labelled set: test | dev.")] = "test",
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Labelled JSONL (default: data/injection/labelled.jsonl)."),
+    ] = None,
+    reports: Annotated[
+        Path, typer.Option(help="Reports folder: the result is appended to injection.jsonl.")
+    ] = DEFAULT_REPORTS,
+    save: Annotated[bool, typer.Option(help="Record the result in the history.")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    show: Annotated[int, typer.Option(min=0, help="Misses and false alarms to list.")] = 20,
+) -> None:
+    """Precision, recall and F1 of the injection screen on a labelled set (no models)."""
+    from assembler.policy_schema import Injection
+    from assembler.rules.injection import injection_signals
+    from eval.history import record_injection
+    from eval.injection import DEFAULT_DATA, evaluate_screen, load_labelled
+
+    path = DEFAULT_DATA if data is None else data
+    rows = load_labelled(path, split=split)
+    rule = Injection()
+    result = evaluate_screen(
+        rows, lambda text: bool(injection_signals(rule, text)), split=split, data=str(path)
+    )
+    if save:
+        history = record_injection(result.to_dict(), reports)
+        err_console.print(f"history: {history}", highlight=False)
+    if as_json:
+        payload = {
+            **result.to_dict(),
+            "missed": [r.text for r in result.missed],
+            "false_alarms": [r.text for r in result.false_alarms],
+        }
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False) + "\n")
+        return
+    out_console.print(
+        f"injection screen on {path} ({split}): precision {result.precision:.3f}, recall "
+        f"{result.recall:.3f}, F1 {result.f1:.3f} (tp {result.tp}, fp {result.fp}, fn "
+        f"{result.fn}, tn {result.tn})",
+        highlight=False,
+    )
+    for title, found in (("missed", result.missed), ("false alarm", result.false_alarms)):
+        for row in found[:show]:
+            out_console.print(f"{title} [{row.group}] {row.text!r}", highlight=False, markup=False)
+        if len(found) > show:
+            out_console.print(f"… {len(found) - show} more {title}(s)", highlight=False)
 
 
 def eval_params(
