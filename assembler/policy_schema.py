@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any
+from functools import cached_property
+from typing import Annotated, Any, Protocol, cast
 
+import re2
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -24,11 +26,50 @@ from assembler.types import CitationFormat, InjectionAction, OrderMode, PolicyId
 from retrieval.types import ScoreKind
 
 
+class Searcher(Protocol):
+    """A compiled pattern: what the rules call (an RE2 ``_Regexp`` in practice)."""
+
+    def search(self, text: str) -> object | None:
+        """The first match in ``text``, or None."""
+
+
+# RE2 logs every refused pattern to stderr; the policy error already says it.
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False
+
+
+def compile_pattern(pattern: str) -> Searcher:
+    """Compile a policy pattern with RE2, which matches in time linear in the text's length.
+
+    Raises:
+        re2.error: RE2 refuses the pattern (bad syntax, a backreference, a lookaround).
+    """
+    return cast(Searcher, re2.compile(pattern, _RE2_OPTIONS))
+
+
 def _check_regex(pattern: str) -> str:
+    try:
+        compile_pattern(pattern)
+    except re2.error as err:
+        reason = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else err
+        msg = (
+            f"not a valid RE2 regular expression ({reason}); policy patterns are RE2 syntax, "
+            "which matches in linear time: no backreferences (\\1) and no lookaround "
+            "((?=, (?!, (?<=, (?<!); rewrite the pattern in RE2 syntax "
+            "(https://github.com/google/re2/wiki/Syntax) and escape special characters "
+            "like ( [ ."
+        )
+        raise ValueError(msg) from err
+    return pattern
+
+
+def _check_python_regex(pattern: str) -> str:
+    # The injection screen (assembler/rules/injection.py) still searches its policy patterns
+    # with Python's re, so they must compile there as well until it uses compiled_patterns.
     try:
         re.compile(pattern)
     except re.error as err:
-        msg = f"not a valid regular expression ({err}); escape special characters like ( [ ."
+        msg = f"not a valid regular expression for the injection screen ({err}); rewrite it"
         raise ValueError(msg) from err
     return pattern
 
@@ -48,6 +89,7 @@ def _one_or_many(value: object) -> object:
 
 
 Regex = Annotated[str, AfterValidator(_check_regex)]
+InjectionRegex = Annotated[str, AfterValidator(_check_regex), AfterValidator(_check_python_regex)]
 Glob = Annotated[str, Field(min_length=1)]
 MetaScalar = str | int | float | bool
 MetaMatch = dict[str, MetaScalar | tuple[MetaScalar, ...]]
@@ -90,6 +132,11 @@ class Exclude(_Rule):
     require_tags: tuple[str, ...] = ()
     require_sources: tuple[Glob, ...] = ()
 
+    @cached_property
+    def compiled_patterns(self) -> tuple[Searcher, ...]:
+        """``patterns`` compiled with RE2, once per policy (they were checked at load)."""
+        return tuple(compile_pattern(pattern) for pattern in self.patterns)
+
 
 class FreshnessRule(Selector):
     """Freshness for the candidates the selector matches; unset values fall back to the top."""
@@ -124,7 +171,12 @@ class Injection(_Section):
     """Rule 4: chunks that look like instructions to the model are flagged or dropped."""
 
     action: InjectionAction = InjectionAction.FLAG
-    patterns: tuple[Regex, ...] = ()
+    patterns: tuple[InjectionRegex, ...] = ()
+
+    @cached_property
+    def compiled_patterns(self) -> tuple[Searcher, ...]:
+        """``patterns`` compiled with RE2, once per policy (they were checked at load)."""
+        return tuple(compile_pattern(pattern) for pattern in self.patterns)
 
 
 class Dedupe(_Section):
