@@ -9,9 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Annotated, Any, Protocol, cast
+from typing import Annotated, Any
 
-import re2
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -23,34 +22,24 @@ from pydantic import (
 )
 
 from assembler.types import CitationFormat, InjectionAction, OrderMode, PolicyIdentity
+from index import linear_regex
+from index.linear_regex import LinearPattern, compile_linear
 from retrieval.types import ScoreKind
 
 
-class Searcher(Protocol):
-    """A compiled pattern: what the rules call (an RE2 ``_Regexp`` in practice)."""
-
-    def search(self, text: str) -> object | None:
-        """The first match in ``text``, or None."""
-
-
-# RE2 logs every refused pattern to stderr; the policy error already says it.
-_RE2_OPTIONS = re2.Options()
-_RE2_OPTIONS.log_errors = False
-
-
-def compile_pattern(pattern: str) -> Searcher:
+def compile_pattern(pattern: str) -> LinearPattern:
     """Compile a policy pattern with RE2, which matches in time linear in the text's length.
 
     Raises:
-        re2.error: RE2 refuses the pattern (bad syntax, a backreference, a lookaround).
+        index.linear_regex.error: RE2 refuses it (bad syntax, a backreference, a lookaround).
     """
-    return cast(Searcher, re2.compile(pattern, _RE2_OPTIONS))
+    return compile_linear(pattern)
 
 
 def _check_regex(pattern: str) -> str:
     try:
         compile_pattern(pattern)
-    except re2.error as err:
+    except linear_regex.error as err:
         reason = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else err
         msg = (
             f"not a valid RE2 regular expression ({reason}); policy patterns are RE2 syntax, "
@@ -133,7 +122,7 @@ class Exclude(_Rule):
     require_sources: tuple[Glob, ...] = ()
 
     @cached_property
-    def compiled_patterns(self) -> tuple[Searcher, ...]:
+    def compiled_patterns(self) -> tuple[LinearPattern, ...]:
         """``patterns`` compiled with RE2, once per policy (they were checked at load)."""
         return tuple(compile_pattern(pattern) for pattern in self.patterns)
 
@@ -174,7 +163,7 @@ class Injection(_Section):
     patterns: tuple[InjectionRegex, ...] = ()
 
     @cached_property
-    def compiled_patterns(self) -> tuple[Searcher, ...]:
+    def compiled_patterns(self) -> tuple[LinearPattern, ...]:
         """``patterns`` compiled with RE2, once per policy (they were checked at load)."""
         return tuple(compile_pattern(pattern) for pattern in self.patterns)
 
