@@ -18,7 +18,7 @@ from assembler import tokens, trim, untrusted
 from assembler.policy import PolicyError, load_policy
 from assembler.policy_schema import Policy
 from assembler.rules.exclude import exclusion
-from ingest import chunking, readers
+from ingest import chunking, readers, text_spans
 from tests.assembler.builders import candidate
 
 
@@ -105,7 +105,7 @@ CASES: dict[str, tuple[Callable[[int], str], Callable[[str], object], int]] = {
         lambda text: tokens._BREAKS_BEFORE_SLASH.sub("/", text),
         20_000,
     ),
-    "trim boundaries (assembler.trim)": (
+    "trim boundaries (assembler.trim, re: linear by its form)": (
         lambda n: ('."' * n) + "x",
         lambda text: list(trim._BOUNDARY.finditer(text)),
         20_000,
@@ -114,6 +114,16 @@ CASES: dict[str, tuple[Callable[[int], str], Callable[[str], object], int]] = {
         lambda n: "a" + " " * n + "x",
         lambda text: chunking._CLOSING_HASHES.sub("", text),
         20_000,
+    ),
+    "front matter (ingest.readers, re: linear by its form)": (
+        lambda n: "---\n" + "--- \t x\n" * n,
+        readers._FRONT_MATTER.match,
+        5_000,
+    ),
+    "sentence breaks (ingest.text_spans, re: linear by its form)": (
+        lambda n: ('.""' * n) + "\n 1x" * n,
+        text_spans.split_sentences,
+        5_000,
     ),
     "first H1 (ingest.readers)": (
         lambda n: "# a" + " " * n + "x",
