@@ -40,11 +40,10 @@ def _check_regex(pattern: str) -> str:
     try:
         compile_pattern(pattern)
     except linear_regex.error as err:
-        reason = err.args[0].decode() if err.args and isinstance(err.args[0], bytes) else err
         msg = (
-            f"not a valid RE2 regular expression ({reason}); policy patterns are RE2 syntax, "
-            "which matches in linear time: no backreferences (\\1) and no lookaround "
-            "((?=, (?!, (?<=, (?<!); rewrite the pattern in RE2 syntax "
+            f"not a valid RE2 regular expression ({linear_regex.reason(err)}); policy patterns "
+            "are RE2 syntax, which matches in linear time: no backreferences (\\1) and no "
+            "lookaround ((?=, (?!, (?<=, (?<!); rewrite the pattern in RE2 syntax "
             "(https://github.com/google/re2/wiki/Syntax) and escape special characters "
             "like ( [ ."
         )

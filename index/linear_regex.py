@@ -14,7 +14,7 @@ from typing import Any, Protocol, cast
 
 import re2
 
-__all__ = ["SPACE", "LinearPattern", "compile_linear", "error"]
+__all__ = ["SPACE", "LinearPattern", "compile_linear", "error", "literal", "reason"]
 
 # Python's str \s: ASCII white space, \v, the separators \x1c-\x1f and \x85, and Unicode Z*.
 SPACE = r"[\s\v\x1c-\x1f\x85\p{Z}]"
@@ -66,9 +66,28 @@ class LinearPattern:
         """A match at the start of ``text``, or None."""
         return cast("Match | None", self._regexp.match(_encodable(text)))
 
+    def fullmatch(self, text: str) -> Match | None:
+        """A match of the whole of ``text``, or None."""
+        return cast("Match | None", self._regexp.fullmatch(_encodable(text)))
+
     def sub(self, replacement: str, text: str) -> str:
         """``text`` with every match replaced by ``replacement`` (``\\1`` names a group)."""
         return cast(str, self._regexp.sub(replacement, _encodable(text)))
+
+
+def reason(err: Exception) -> str:
+    """RE2's reason for refusing a pattern, as text (it comes as bytes)."""
+    first = err.args[0] if err.args else err
+    return first.decode(errors="replace") if isinstance(first, bytes) else str(first)
+
+
+def literal(text: str) -> str:
+    """``text`` as a pattern matching it literally (also inside a character class).
+
+    Every character but ASCII letters and digits is written ``\\x{hex}``, which RE2 reads the
+    same everywhere (``re.escape``'s ``\\ `` for a space is an error in RE2).
+    """
+    return "".join(c if c.isascii() and c.isalnum() else f"\\x{{{ord(c):X}}}" for c in text)
 
 
 def compile_linear(pattern: str) -> LinearPattern:
