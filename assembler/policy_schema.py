@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Annotated, Any
 
 from pydantic import (
@@ -21,14 +22,42 @@ from pydantic import (
 )
 
 from assembler.types import CitationFormat, InjectionAction, OrderMode, PolicyIdentity
+from index import linear_regex
+from index.linear_regex import LinearPattern, compile_linear
 from retrieval.types import ScoreKind
+
+
+def compile_pattern(pattern: str) -> LinearPattern:
+    """Compile a policy pattern with RE2, which matches in time linear in the text's length.
+
+    Raises:
+        index.linear_regex.error: RE2 refuses it (bad syntax, a backreference, a lookaround).
+    """
+    return compile_linear(pattern)
 
 
 def _check_regex(pattern: str) -> str:
     try:
+        compile_pattern(pattern)
+    except linear_regex.error as err:
+        msg = (
+            f"not a valid RE2 regular expression ({linear_regex.reason(err)}); policy patterns "
+            "are RE2 syntax, which matches in linear time: no backreferences (\\1) and no "
+            "lookaround ((?=, (?!, (?<=, (?<!); rewrite the pattern in RE2 syntax "
+            "(https://github.com/google/re2/wiki/Syntax) and escape special characters "
+            "like ( [ ."
+        )
+        raise ValueError(msg) from err
+    return pattern
+
+
+def _check_python_regex(pattern: str) -> str:
+    # The injection screen (assembler/rules/injection.py) still searches its policy patterns
+    # with Python's re, so they must compile there as well until it uses compiled_patterns.
+    try:
         re.compile(pattern)
     except re.error as err:
-        msg = f"not a valid regular expression ({err}); escape special characters like ( [ ."
+        msg = f"not a valid regular expression for the injection screen ({err}); rewrite it"
         raise ValueError(msg) from err
     return pattern
 
@@ -48,6 +77,7 @@ def _one_or_many(value: object) -> object:
 
 
 Regex = Annotated[str, AfterValidator(_check_regex)]
+InjectionRegex = Annotated[str, AfterValidator(_check_regex), AfterValidator(_check_python_regex)]
 Glob = Annotated[str, Field(min_length=1)]
 MetaScalar = str | int | float | bool
 MetaMatch = dict[str, MetaScalar | tuple[MetaScalar, ...]]
@@ -90,6 +120,11 @@ class Exclude(_Rule):
     require_tags: tuple[str, ...] = ()
     require_sources: tuple[Glob, ...] = ()
 
+    @cached_property
+    def compiled_patterns(self) -> tuple[LinearPattern, ...]:
+        """``patterns`` compiled with RE2, once per policy (they were checked at load)."""
+        return tuple(compile_pattern(pattern) for pattern in self.patterns)
+
 
 class FreshnessRule(Selector):
     """Freshness for the candidates the selector matches; unset values fall back to the top."""
@@ -124,7 +159,12 @@ class Injection(_Section):
     """Rule 4: chunks that look like instructions to the model are flagged or dropped."""
 
     action: InjectionAction = InjectionAction.FLAG
-    patterns: tuple[Regex, ...] = ()
+    patterns: tuple[InjectionRegex, ...] = ()
+
+    @cached_property
+    def compiled_patterns(self) -> tuple[LinearPattern, ...]:
+        """``patterns`` compiled with RE2, once per policy (they were checked at load)."""
+        return tuple(compile_pattern(pattern) for pattern in self.patterns)
 
 
 class Dedupe(_Section):

@@ -6,12 +6,12 @@ encoding it targets) and passes it in, so ``assemble`` stays pure and cheap to c
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from index.errors import InvalidInputError
+from index.linear_regex import compile_linear
 
 if TYPE_CHECKING:
     import tiktoken
@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 # not treat as whitespace; they are replaced by a letter before counting words (see lower_bound).
 _NON_UNICODE_SPACES = str.maketrans({"\x1c": "x", "\x1d": "x", "\x1e": "x", "\x1f": "x"})
 # o200k keeps line breaks inside a punctuation piece when "/" follows them (see word_lower_bound).
-_BREAKS_BEFORE_SLASH = re.compile(r"[\r\n]+/")
+# RE2: with re, a long run of line breaks not followed by "/" costs time quadratic in it.
+_BREAKS_BEFORE_SLASH = compile_linear(r"[\r\n]+/")
 
 
 class TokenCounter(Protocol):

@@ -28,6 +28,7 @@ from llama_index.core.node_parser import MarkdownNodeParser, SentenceSplitter
 from llama_index.core.schema import MetadataMode, TextNode
 
 from index.errors import InvalidInputError
+from index.linear_regex import SPACE, compile_linear
 from index.schema import BODY_TOKEN_ENCODINGS, rendered_body
 from ingest.text_spans import halve, match_at, skip_space, split_sentences, strip_span
 from ingest.types import Chunk, Document
@@ -44,7 +45,8 @@ _SHRINK = 0.9  # aim below a limit when splitting again: token counts are not ad
 _LONG_TEXT_CHARS_PER_TOKEN = 5  # longer than 5 characters per budget token: split uncounted
 _PATH_SEP = "\x1f"  # joins heading paths inside the Markdown parser; never in a heading
 _HEADING = re.compile(r"^#+\s(.*)")
-_CLOSING_HASHES = re.compile(r"\s+#+\s*$")
+# RE2: with re, a heading of many spaces costs time quadratic in its length.
+_CLOSING_HASHES = compile_linear(rf"{SPACE}+#+{SPACE}*$")
 
 
 @dataclass(frozen=True, slots=True)

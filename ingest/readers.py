@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import yaml
 
+from index.linear_regex import compile_linear
 from index.schema import PUBLIC_GROUP
 from ingest.fields import (
     FieldError,
@@ -38,7 +39,8 @@ BINARY_PROBE_BYTES = 8192
 # A UTF-8 character takes at most 4 bytes: a file larger than this cannot fit the limit.
 _MAX_BYTES_PER_CHAR = 4
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(.*?\n)?(?:---|\.\.\.)[ \t]*(?:\n|\Z)", re.DOTALL)
-_H1 = re.compile(r"^#[ \t]+(.+?)[ \t#]*$")
+# RE2: with re, a line "# a" + many spaces + "x" costs time quadratic in its length.
+_H1 = compile_linear(r"^#[ \t]+(.+?)[ \t#]*$")
 _FENCE = re.compile(r"^\s*(```|~~~)")
 # Front matter and HTML meta keys that set Document fields instead of metadata.
 _DOC_KEYS = ("title", "doc_id", "tenant", "groups", "tags", "updated_at")

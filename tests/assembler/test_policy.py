@@ -80,7 +80,7 @@ def test_bad_enum_lists_the_valid_values(tmp_path: Path) -> None:
 
 def test_bad_regex_names_the_list_entry(tmp_path: Path) -> None:
     path = write(tmp_path, "name: p\nversion: 1\nexclude:\n  patterns: ['ok', '(unclosed']\n")
-    with pytest.raises(PolicyError, match=r"exclude\.patterns\[1\]: not a valid regular"):
+    with pytest.raises(PolicyError, match=r"exclude\.patterns\[1\]: not a valid RE2 regular"):
         load_policy(path)
 
 
