@@ -6,7 +6,6 @@ A policy is plain data. ``assembler.policy`` loads and checks files; the rules i
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from functools import cached_property
 from typing import Annotated, Any
@@ -51,17 +50,6 @@ def _check_regex(pattern: str) -> str:
     return pattern
 
 
-def _check_python_regex(pattern: str) -> str:
-    # The injection screen (assembler/rules/injection.py) still searches its policy patterns
-    # with Python's re, so they must compile there as well until it uses compiled_patterns.
-    try:
-        re.compile(pattern)
-    except re.error as err:
-        msg = f"not a valid regular expression for the injection screen ({err}); rewrite it"
-        raise ValueError(msg) from err
-    return pattern
-
-
 def _version_to_str(value: object) -> object:
     # YAML reads `version: 3` as an int; a version is a label, so accept numbers as text.
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -77,7 +65,6 @@ def _one_or_many(value: object) -> object:
 
 
 Regex = Annotated[str, AfterValidator(_check_regex)]
-InjectionRegex = Annotated[str, AfterValidator(_check_regex), AfterValidator(_check_python_regex)]
 Glob = Annotated[str, Field(min_length=1)]
 MetaScalar = str | int | float | bool
 MetaMatch = dict[str, MetaScalar | tuple[MetaScalar, ...]]
@@ -159,7 +146,7 @@ class Injection(_Section):
     """Rule 4: chunks that look like instructions to the model are flagged or dropped."""
 
     action: InjectionAction = InjectionAction.FLAG
-    patterns: tuple[InjectionRegex, ...] = ()
+    patterns: tuple[Regex, ...] = ()
 
     @cached_property
     def compiled_patterns(self) -> tuple[LinearPattern, ...]:

@@ -9,7 +9,6 @@ forge (see ``assembler.render``).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 import re2
@@ -336,7 +335,7 @@ def injection_signals(rule: Injection, text: str) -> tuple[str, ...]:
 def _policy_signals(rule: Injection, text: str) -> list[str]:
     """``pattern[i]`` for each of the policy's own patterns that matches ``text``."""
     found: list[str] = []
-    for number, pattern in enumerate(rule.patterns):
-        if re.search(pattern, text) is not None:
+    for number, pattern in enumerate(rule.compiled_patterns):
+        if pattern.search(text) is not None:
             found.append(f"pattern[{number}]")
     return found

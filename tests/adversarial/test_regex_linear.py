@@ -18,6 +18,7 @@ from assembler import tokens, trim, untrusted
 from assembler.policy import PolicyError, load_policy
 from assembler.policy_schema import Policy
 from assembler.rules.exclude import exclusion
+from assembler.rules.injection import injection_signals
 from index.errors import InvalidInputError
 from ingest import chunking, readers, sources, text_spans
 from tests.assembler.builders import candidate
@@ -41,6 +42,15 @@ def test_catastrophic_policy_pattern_finishes_in_milliseconds() -> None:
     elapsed = _best_seconds(lambda: exclusion(policy.exclude, chunk), repeats=1)
     assert exclusion(policy.exclude, chunk) is None
     assert exclusion(policy.exclude, candidate("c", text="b" + "a" * 30)) is not None
+    assert elapsed < 0.05
+
+
+def test_catastrophic_injection_pattern_finishes_in_milliseconds() -> None:
+    # The screen searches a policy's own injection patterns with RE2 as well.
+    policy = Policy(name="p", version="1", injection={"patterns": [r"(a+)+$"]})
+    elapsed = _best_seconds(lambda: injection_signals(policy.injection, "a" * 30 + "b"), repeats=1)
+    assert "pattern[0]" not in injection_signals(policy.injection, "a" * 30 + "b")
+    assert "pattern[0]" in injection_signals(policy.injection, "b" + "a" * 30)
     assert elapsed < 0.05
 
 
