@@ -66,10 +66,27 @@ def test_compare_writes_sane_report(beir: Path, tmp_path: Path) -> None:
         assert 0 < row["latency_ms"]["median"] <= row["latency_ms"]["p95"], name
     assert result["ratios"]["ragctx_hybrid_over_llamaindex"] > 0
     assert result["floors"]["bare_encode_query_ms"]["median"] > 0
+    packed = result["packed"]
+    assert packed["budget_tokens"] == 1500 and 0 < packed["packed_tokens_median"] <= 1500
+    search, served = packed["search_ms"], packed["search_and_assemble_ms"]
+    assert 0 < search["median"] <= served["median"], packed
+    assert 0 < packed["store_query_ms"]["median"] < search["median"], packed
+    floors = result["floors"]
+    for floor in ("bare_edge_batch_ms", "bare_edge_fused_ms"):
+        assert 0 < floors[floor]["median"] <= floors[floor]["p95"], floor
+        assert result["ratios"][f"ragctx_store_query_over_{floor[:-3]}"] > 0
+    assert result["ratios"]["ragctx_packed_over_llamaindex"] > 0
+    rerank_floors = ("bare_cross_encoder_predict_ms", "llamaindex_sentence_transformer_rerank_ms")
+    for floor in rerank_floors:
+        # measured when a trained reranker is configured, otherwise skipped with the reason
+        assert (floor in floors) != (floor in result["skipped"]), floor
     saved = json.loads((out / "compare.json").read_text("utf-8"))
     assert saved["systems"].keys() == systems.keys()
     table = (out / "compare.md").read_text("utf-8")
     assert "| llamaindex |" in table and "shared machine" in table
+    assert "| search + assemble (packed context out) |" in table
+    assert "bare Edge query_batch, the batch ragctx sends" in table
+    assert "CrossEncoder.predict" in table and "ragctx_store_query_over_bare_edge_batch" in table
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
 
 
