@@ -10,8 +10,9 @@ skipped with the reason, never silently dropped.
 
 Writes compare.md, compare.json and compare.png under ``--out-dir``.
 
-Usage: python bench/compare.py [--dataset ../shared/benchdata/scifact] [--quick 100]
+Usage: python bench/compare.py [--dataset BEIR_FOLDER] [--quick 100]
        [--threads 1] [--out-dir bench/results]
+Without --dataset: scifact in $RAGCTX_BENCHDATA, else in the nearest shared/benchdata above.
 """
 
 from __future__ import annotations
@@ -36,17 +37,30 @@ sys.path.insert(0, str(REPO))
 
 METRICS = ("ndcg@10", "recall@100", "mrr@10")
 DEPTH = 100
+BENCHDATA_ENV = "RAGCTX_BENCHDATA"
+DEFAULT_DATASET = "scifact"
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", type=Path, default=REPO.parent / "shared/benchdata/scifact")
+    parser.add_argument(
+        "--dataset",
+        type=Path,
+        default=None,
+        help=f"a BEIR folder (default: {DEFAULT_DATASET} in the shared benchdata folder: "
+        f"${BENCHDATA_ENV}, else the nearest shared/benchdata above this checkout)",
+    )
     parser.add_argument("--quick", type=int, default=0, help="only the first N judged queries")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
     parser.add_argument("--out-dir", type=Path, default=REPO / "bench/results")
     args = parser.parse_args(argv)
     if args.quick < 0 or args.threads < 1:
         parser.error("--quick must be >= 0 and --threads >= 1")
+    if args.dataset is None:
+        try:
+            args.dataset = benchdata(os.environ, REPO) / DEFAULT_DATASET
+        except FileNotFoundError as err:
+            parser.error(str(err))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if "TIKTOKEN_CACHE_DIR" not in os.environ:  # offline: llama-index ships the BPE files
@@ -105,6 +119,32 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     result["ratios"] = _ratios(result)
     _write(result, args.out_dir)
     return result
+
+
+def benchdata(environ: Mapping[str, str], start: Path) -> Path:
+    """The shared benchdata folder: ``$RAGCTX_BENCHDATA`` when set, else the nearest
+    ``shared/benchdata`` in ``start`` or a folder above it (worktrees sit at any depth).
+
+    Raises:
+        FileNotFoundError: the variable names no folder, or no folder was found; the message
+            says what to set.
+    """
+    named = environ.get(BENCHDATA_ENV, "").strip()
+    if named:
+        folder = Path(named).expanduser()
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{BENCHDATA_ENV}={named!r} is not a folder; point it at the folder holding the "
+                "BEIR datasets (e.g. .../shared/benchdata) or pass --dataset"
+            )
+        return folder
+    for parent in (start, *start.parents):
+        if (parent / "shared/benchdata").is_dir():
+            return parent / "shared/benchdata"
+    raise FileNotFoundError(
+        f"no shared/benchdata folder in {start} or above it; set {BENCHDATA_ENV} to the folder "
+        "holding the BEIR datasets or pass --dataset PATH"
+    )
 
 
 def _read_corpus(path: Path) -> dict[str, str]:

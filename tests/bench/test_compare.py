@@ -98,3 +98,32 @@ def test_compare_rejects_a_folder_without_beir_files(tmp_path: Path) -> None:
 def test_compare_rejects_negative_quick(beir: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         _module().main(["--dataset", str(beir), "--quick", "-1", "--out-dir", str(tmp_path)])
+
+
+def test_benchdata_env_var_wins_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    compare = _module()
+    (tmp_path / "data").mkdir()
+    assert compare.benchdata({"RAGCTX_BENCHDATA": str(tmp_path / "data")}, REPO) == (
+        tmp_path / "data"
+    )
+    with pytest.raises(FileNotFoundError, match="RAGCTX_BENCHDATA=.*not a folder"):
+        compare.benchdata({"RAGCTX_BENCHDATA": str(tmp_path / "missing")}, REPO)
+
+
+def test_benchdata_found_above_a_nested_checkout(tmp_path: Path) -> None:
+    compare = _module()
+    (tmp_path / "shared/benchdata").mkdir(parents=True)
+    nested = tmp_path / "wt/deep/checkout"
+    nested.mkdir(parents=True)
+    assert compare.benchdata({}, nested) == tmp_path / "shared/benchdata"
+    with pytest.raises(FileNotFoundError, match="set RAGCTX_BENCHDATA"):
+        compare.benchdata({}, tmp_path.parent)  # the folder above holds no shared/benchdata
+
+
+def test_compare_without_benchdata_exits_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RAGCTX_BENCHDATA", str(tmp_path / "absent"))
+    with pytest.raises(SystemExit):
+        _module().main(["--out-dir", str(tmp_path / "out")])
+    assert "RAGCTX_BENCHDATA" in capsys.readouterr().err
