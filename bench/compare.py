@@ -41,7 +41,9 @@ BENCHDATA_ENV = "RAGCTX_BENCHDATA"
 DEFAULT_DATASET = "scifact"
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+def main(argv: Sequence[str] | None = None, *, encoders: Any = None) -> dict[str, Any]:
+    """Run the comparison; ``encoders`` (already loaded ones, e.g. a test session's) replace
+    the ones the settings would load, and must be the settings' models."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--dataset",
@@ -94,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "skipped": {},
     }
     systems: dict[str, Any] = result["systems"]
-    ragctx, encoders, settings = _ragctx(data)
+    ragctx, encoders, settings = _ragctx(data, encoders)
     systems.update(ragctx["systems"])
     result["ingest_s"] = {"ragctx": ragctx["ingest_s"]}
     result["packed"] = ragctx["packed"]
@@ -189,7 +191,7 @@ def _timed(
     return {"quality": _quality(qrels, rankings), "latency_ms": _summary(ms)}
 
 
-def _ragctx(data: Any) -> tuple[dict[str, Any], Any, Any]:
+def _ragctx(data: Any, loaded: Any) -> tuple[dict[str, Any], Any, Any]:
     """ragctx's legs, hybrid and rerank through the eval runner, in a fresh embedded store."""
     from eval.runner import EvalParams, collection_name, run
     from index.edge import EdgeStore
@@ -198,7 +200,7 @@ def _ragctx(data: Any) -> tuple[dict[str, Any], Any, Any]:
     from service.cli_eval import load_reranker
 
     settings = load_settings()
-    encoders = Encoders.load(encoder_params(settings))
+    encoders = loaded if loaded is not None else Encoders.load(encoder_params(settings))
     chunker = make_chunker(settings, encoders)
     reranker, why = load_reranker(settings)
     with tempfile.TemporaryDirectory() as tmp:
@@ -232,6 +234,7 @@ def _ragctx(data: Any) -> tuple[dict[str, Any], Any, Any]:
 
 
 BUDGET = 1_500  # tokens: the packed context, as the service assembles it
+TOP_K = 50  # the service's default top_k
 
 
 def _served(
@@ -248,19 +251,18 @@ def _served(
     from assembler import assemble, tiktoken_counter
     from assembler.policy import load_policy
     from retrieval.filters import Principal
-    from retrieval.hybrid import RetrievalParams, _rerank_text, search
-    from retrieval.rerank import RerankParams
+    from retrieval.hybrid import _rerank_text, search
+    from service.context import retrieval_params
 
-    params = RetrievalParams(
-        dense_limit=settings.dense_limit,
-        bm25_limit=settings.bm25_limit,
-        rrf_k=settings.rrf_k,
-        rerank=RerankParams(top_n=settings.rerank_top_n),
-        max_query_chars=settings.max_query_chars,
-    )
     policy_dir = Path(settings.policy_dir)
     policy_dir = policy_dir if policy_dir.is_absolute() else REPO / policy_dir
     policy = load_policy(policy_dir / f"{settings.default_policy}.yaml").policy
+    # the request defaults: top_k 50, dense vectors only when the policy's dedupe needs them
+    params = retrieval_params(
+        settings,
+        top_k=TOP_K,
+        with_vectors=policy.dedupe.enabled and policy.dedupe.dense_threshold is not None,
+    )
     counter = tiktoken_counter(settings.chunk_encoding)
     principal = Principal(tenant="eval", groups=(), name="eval")
 
@@ -318,6 +320,7 @@ def _served(
     packed = {
         "top_k": params.top_k,
         "budget_tokens": BUDGET,
+        "with_vectors": params.with_vectors,
         "policy": policy.name,
         "search_ms": _summary(search_ms),
         "search_and_assemble_ms": _summary(packed_ms),
@@ -371,7 +374,7 @@ def _bare_edge(
             filter=flt,
             limit=params.top_k,
             with_payload=True,
-            with_vector=False,
+            with_vector=[DENSE] if params.with_vectors else False,
         )
         legs = [
             qe.QueryRequest(

@@ -52,9 +52,11 @@ def beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_compare_writes_sane_report(beir: Path, tmp_path: Path) -> None:
+def test_compare_writes_sane_report(beir: Path, tmp_path: Path, encoders: object) -> None:
     out = tmp_path / "results"
-    result = _module().main(["--dataset", str(beir), "--quick", "3", "--out-dir", str(out)])
+    # the session's encoders (the settings' model, all-MiniLM-L6-v2): loaded once for the suite
+    argv = ["--dataset", str(beir), "--quick", "3", "--out-dir", str(out)]
+    result = _module().main(argv, encoders=encoders)
     assert result["queries"] == 3
     systems = result["systems"]
     expected = {"ragctx-bm25", "ragctx-dense", "ragctx-hybrid", "bm25s", "rank-bm25", "llamaindex"}
