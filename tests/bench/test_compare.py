@@ -129,3 +129,22 @@ def test_compare_without_benchdata_exits_with_the_reason(
     with pytest.raises(SystemExit):
         _module().main(["--out-dir", str(tmp_path / "out")])
     assert "RAGCTX_BENCHDATA" in capsys.readouterr().err
+
+
+def test_rerank_floors_time_the_same_pairs(tmp_path: Path) -> None:
+    """The rerank floors, which main() runs only with a trained reranker configured, on the
+    seeded test cross-encoder (real MiniLM, untrained head: timings only, never quality)."""
+    from types import SimpleNamespace
+
+    from retrieval.rerank import CrossEncoderReranker
+    from tests.reranker_model import build_test_cross_encoder
+
+    folder = build_test_cross_encoder(tmp_path / "ce", seed=0)
+    reranker = CrossEncoderReranker.load(str(folder), trained=True)
+    settings = SimpleNamespace(rerank_model=str(folder), rerank_top_n=3)
+    heads = {q: list(TOPICS.values())[:3] for q in QUESTIONS.values()}
+    skipped: dict[str, str] = {}
+    floors = _module()._bare_rerank(heads, reranker, settings, skipped)
+    assert skipped == {}
+    for name in ("bare_cross_encoder_predict_ms", "llamaindex_sentence_transformer_rerank_ms"):
+        assert 0 < floors[name]["median"] <= floors[name]["p95"], name
