@@ -58,7 +58,7 @@ bench: install ## benchmarks: ingest, assembler, HTTP service, compare.py (ragct
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_ingest.py --json-out bench/results/ingest.json
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_assembler.py --json-out bench/results/assembler.json
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_service.py --json-out bench/results/service.json
-	$(OFFLINE) $(PY) bench/compare.py --dataset ../shared/benchdata/scifact --threads 1
+	$(OFFLINE) $(PY) bench/compare.py --threads 1 $(if $(DATASET),--dataset $(DATASET))
 
 bench-scale: install ## hybrid query latency at 10k, 100k, 1M synthetic points; bench/results/scale.*
 	$(OFFLINE) $(PY) bench/scale.py --sizes 10000,100000,1000000

@@ -52,9 +52,11 @@ def beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def test_compare_writes_sane_report(beir: Path, tmp_path: Path) -> None:
+def test_compare_writes_sane_report(beir: Path, tmp_path: Path, encoders: object) -> None:
     out = tmp_path / "results"
-    result = _module().main(["--dataset", str(beir), "--quick", "3", "--out-dir", str(out)])
+    # the session's encoders (the settings' model, all-MiniLM-L6-v2): loaded once for the suite
+    argv = ["--dataset", str(beir), "--quick", "3", "--out-dir", str(out)]
+    result = _module().main(argv, encoders=encoders)
     assert result["queries"] == 3
     systems = result["systems"]
     expected = {"ragctx-bm25", "ragctx-dense", "ragctx-hybrid", "bm25s", "rank-bm25", "llamaindex"}
@@ -66,10 +68,27 @@ def test_compare_writes_sane_report(beir: Path, tmp_path: Path) -> None:
         assert 0 < row["latency_ms"]["median"] <= row["latency_ms"]["p95"], name
     assert result["ratios"]["ragctx_hybrid_over_llamaindex"] > 0
     assert result["floors"]["bare_encode_query_ms"]["median"] > 0
+    packed = result["packed"]
+    assert packed["budget_tokens"] == 1500 and 0 < packed["packed_tokens_median"] <= 1500
+    search, served = packed["search_ms"], packed["search_and_assemble_ms"]
+    assert 0 < search["median"] <= served["median"], packed
+    assert 0 < packed["store_query_ms"]["median"] < search["median"], packed
+    floors = result["floors"]
+    for floor in ("bare_edge_batch_ms", "bare_edge_fused_ms"):
+        assert 0 < floors[floor]["median"] <= floors[floor]["p95"], floor
+        assert result["ratios"][f"ragctx_store_query_over_{floor[:-3]}"] > 0
+    assert result["ratios"]["ragctx_packed_over_llamaindex"] > 0
+    rerank_floors = ("bare_cross_encoder_predict_ms", "llamaindex_sentence_transformer_rerank_ms")
+    for floor in rerank_floors:
+        # measured when a trained reranker is configured, otherwise skipped with the reason
+        assert (floor in floors) != (floor in result["skipped"]), floor
     saved = json.loads((out / "compare.json").read_text("utf-8"))
     assert saved["systems"].keys() == systems.keys()
     table = (out / "compare.md").read_text("utf-8")
     assert "| llamaindex |" in table and "shared machine" in table
+    assert "| search + assemble (packed context out) |" in table
+    assert "bare Edge query_batch, the batch ragctx sends" in table
+    assert "CrossEncoder.predict" in table and "ragctx_store_query_over_bare_edge_batch" in table
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -81,3 +100,51 @@ def test_compare_rejects_a_folder_without_beir_files(tmp_path: Path) -> None:
 def test_compare_rejects_negative_quick(beir: Path, tmp_path: Path) -> None:
     with pytest.raises(SystemExit):
         _module().main(["--dataset", str(beir), "--quick", "-1", "--out-dir", str(tmp_path)])
+
+
+def test_benchdata_env_var_wins_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    compare = _module()
+    (tmp_path / "data").mkdir()
+    assert compare.benchdata({"RAGCTX_BENCHDATA": str(tmp_path / "data")}, REPO) == (
+        tmp_path / "data"
+    )
+    with pytest.raises(FileNotFoundError, match="RAGCTX_BENCHDATA=.*not a folder"):
+        compare.benchdata({"RAGCTX_BENCHDATA": str(tmp_path / "missing")}, REPO)
+
+
+def test_benchdata_found_above_a_nested_checkout(tmp_path: Path) -> None:
+    compare = _module()
+    (tmp_path / "shared/benchdata").mkdir(parents=True)
+    nested = tmp_path / "wt/deep/checkout"
+    nested.mkdir(parents=True)
+    assert compare.benchdata({}, nested) == tmp_path / "shared/benchdata"
+    with pytest.raises(FileNotFoundError, match="set RAGCTX_BENCHDATA"):
+        compare.benchdata({}, tmp_path.parent)  # the folder above holds no shared/benchdata
+
+
+def test_compare_without_benchdata_exits_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("RAGCTX_BENCHDATA", str(tmp_path / "absent"))
+    with pytest.raises(SystemExit):
+        _module().main(["--out-dir", str(tmp_path / "out")])
+    assert "RAGCTX_BENCHDATA" in capsys.readouterr().err
+
+
+def test_rerank_floors_time_the_same_pairs(tmp_path: Path) -> None:
+    """The rerank floors, which main() runs only with a trained reranker configured, on the
+    seeded test cross-encoder (real MiniLM, untrained head: timings only, never quality)."""
+    from types import SimpleNamespace
+
+    from retrieval.rerank import CrossEncoderReranker
+    from tests.reranker_model import build_test_cross_encoder
+
+    folder = build_test_cross_encoder(tmp_path / "ce", seed=0)
+    reranker = CrossEncoderReranker.load(str(folder), trained=True)
+    settings = SimpleNamespace(rerank_model=str(folder), rerank_top_n=3)
+    heads = {q: list(TOPICS.values())[:3] for q in QUESTIONS.values()}
+    skipped: dict[str, str] = {}
+    floors = _module()._bare_rerank(heads, reranker, settings, skipped)
+    assert skipped == {}
+    for name in ("bare_cross_encoder_predict_ms", "llamaindex_sentence_transformer_rerank_ms"):
+        assert 0 < floors[name]["median"] <= floors[name]["p95"], name
