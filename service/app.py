@@ -27,7 +27,15 @@ from service.auth import KeyRing
 from service.handoff import remove_server_file, write_server_file
 from service.jobs import Job, JobRunner
 from service.mcp import mount_http
-from service.runtime import Gate, ModelLoader, PolicyBook, Runtime, load_models, open_serving_store
+from service.runtime import (
+    Gate,
+    ModelLoader,
+    PolicyBook,
+    Runtime,
+    load_models,
+    open_serving_store,
+    start_trace_writer,
+)
 from service.settings import Settings
 from service.telemetry import build_telemetry
 
@@ -94,6 +102,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
                 ),
                 on_finished=finished,
             )
+            runtime.traces = start_trace_writer(settings, telemetry)
             app.state.runtime = runtime
             runtime.load_models_in_background(model_loader)
             if handoff:
@@ -109,6 +118,9 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
                 yield
         finally:
             runtime.jobs.shutdown()
+            if runtime.traces is not None:
+                runtime.traces.close()
+                runtime.traces.store.close()
             if handoff:
                 remove_server_file(settings.qdrant_path)
             store.close()
