@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from ingest import ChunkingParams
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodyLimitMiddleware, ObserveMiddleware
-from service.api.routes import admin, context, health
+from service.api.routes import admin, context, health, traces
 from service.auth import KeyRing
 from service.handoff import remove_server_file, write_server_file
 from service.jobs import Job, JobRunner
@@ -41,7 +41,7 @@ from service.telemetry import build_telemetry
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "1.1.0"
+API_VERSION = "1.2.0"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
 
@@ -141,6 +141,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
     app.include_router(health.router)
     app.include_router(context.router)
     app.include_router(admin.router)
+    app.include_router(traces.router)
     mcp = mount_http(app)  # MCP (streamable HTTP) at /mcp, same keys as the API
     # The last added is the outermost: the observer sees every API answer, a 413 included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes(settings))
