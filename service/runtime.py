@@ -321,7 +321,10 @@ def start_trace_writer(settings: Settings, telemetry: Telemetry) -> TraceWriter 
         store = _LateStore(url, store_text=settings.trace_text)
     dropped = telemetry.metrics.traces_dropped
     return TraceWriter(
-        store, maxsize=settings.trace_queue, on_drop=lambda r: dropped.labels(reason=r).inc()
+        store,
+        maxsize=settings.trace_queue,
+        on_drop=lambda r: dropped.labels(reason=r).inc(),
+        retention_days=settings.trace_retention_days,
     )
 
 

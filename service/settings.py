@@ -125,7 +125,10 @@ class Settings(BaseSettings):
         True, description="Store the query text in traces; False stores only its sha256."
     )
     trace_retention_days: int = Field(
-        30, ge=0, description="`ragctx traces purge` default age in days; 0 keeps traces forever."
+        30,
+        ge=0,
+        description="Traces older than this many days are purged by the server (at start, then "
+        "hourly) and by `ragctx traces purge`; 0 keeps traces forever.",
     )
     trace_queue: int = Field(
         10_000, ge=1, description="Traces waiting for the writer; more are dropped and counted."

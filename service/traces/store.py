@@ -12,15 +12,16 @@ import hashlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, delete, event, select
+from sqlalchemy import Engine, create_engine, delete, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -181,6 +182,14 @@ class TraceStore:
             s.flush()
             return row.id
 
+    def count_older(self, *, older_than: datetime, tenant: str | None = None) -> int:
+        """How many traces :meth:`purge` would delete."""
+        q = select(func.count()).select_from(TraceRow).where(TraceRow.created_at < older_than)
+        if tenant is not None:
+            q = q.where(TraceRow.tenant == tenant)
+        with self._sessions() as s:
+            return int(s.scalar(q) or 0)
+
     def purge(self, *, older_than: datetime, tenant: str | None = None) -> int:
         """Delete traces (and their feedback) created before ``older_than``; returns how many."""
         with self._sessions.begin() as s:
@@ -263,7 +272,12 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class TraceWriter:
     """One thread writing queued traces in batches. :meth:`submit` never blocks and never raises:
     when the queue is full the trace is dropped and ``on_drop`` counts it. When the database is
-    down or slow, the thread retries the batch with backoff; traces resume once it is back."""
+    down or slow, the thread retries the batch with backoff; traces resume once it is back.
+
+    With ``retention_days`` > 0 the same thread purges traces older than that when it starts
+    and then every ``purge_every_s`` (RAGCTX_TRACE_RETENTION_DAYS); a failed purge is logged
+    and tried again at the next turn.
+    """
 
     def __init__(
         self,
@@ -274,8 +288,16 @@ class TraceWriter:
         on_drop: Callable[[str], None] = lambda _reason: None,
         retry_s: float = 0.5,
         max_retry_s: float = 10.0,
+        retention_days: int = 0,
+        purge_every_s: float = 3600.0,
     ) -> None:
+        if retention_days < 0:
+            raise ValueError(f"retention_days={retention_days}: use 0 (keep forever) or more")
         self.store = store
+        self._retention = timedelta(days=retention_days) if retention_days else None
+        self._purge_every_s = purge_every_s
+        self._next_purge = time.monotonic()  # the first purge runs as the thread starts
+        self.purged = 0
         self._queue: queue.Queue[TraceRecord | None] = queue.Queue(maxsize=maxsize)
         self._batch = batch
         self._on_drop = on_drop
@@ -316,9 +338,36 @@ class TraceWriter:
             self._queue.put_nowait(None)
         self._thread.join(timeout)
 
+    def _maybe_purge(self) -> None:
+        if self._retention is None or time.monotonic() < self._next_purge:
+            return
+        self._next_purge = time.monotonic() + self._purge_every_s
+        cutoff = datetime.now(UTC) - self._retention
+        try:
+            n = self.store.purge(older_than=cutoff)
+        except Exception as exc:  # noqa: BLE001  # a failed purge must not stop the writes
+            log.warning(
+                "trace retention purge failed (retrying in %.0f s): %s", self._purge_every_s, exc
+            )
+            return
+        self.purged += n
+        if n:
+            log.info("trace retention: purged %d traces older than %s", n, cutoff.isoformat())
+
+    def _next_item(self) -> TraceRecord | None | Literal["idle"]:
+        if self._retention is None:
+            return self._queue.get()
+        try:
+            return self._queue.get(timeout=max(0.01, self._next_purge - time.monotonic()))
+        except queue.Empty:
+            return "idle"
+
     def _run(self) -> None:
         while True:
-            item = self._queue.get()
+            self._maybe_purge()
+            item = self._next_item()
+            if isinstance(item, str):  # "idle": time for the next purge
+                continue
             if item is None:
                 self._queue.task_done()
                 return

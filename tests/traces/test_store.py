@@ -132,3 +132,35 @@ def test_writer_never_blocks_when_db_is_down_and_resumes(tmp_path: Path) -> None
 def test_bad_url_is_named() -> None:
     with pytest.raises(ValueError, match="RAGCTX_TRACE_DB='mysql://x'"):
         TraceStore("mysql://x")
+
+
+def test_writer_purges_by_retention_at_start_and_periodically(store: TraceStore) -> None:
+    store.write([_rec("old", age_days=40), _rec("young", age_days=5)])
+    assert store.count_older(older_than=datetime.now(UTC) - timedelta(days=30)) == 1
+    w = TraceWriter(store, retention_days=30, purge_every_s=0.05)
+    try:
+        deadline = time.monotonic() + 10
+        while store.get("acme", "old") is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.get("acme", "old") is None, "not purged at start"
+        # Written after the start, already past retention: the next periodic turn takes it.
+        store.write([_rec("late", age_days=31)])
+        while store.get("acme", "late") is not None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert store.get("acme", "late") is None, "not purged periodically"
+        assert w.submit(_rec("fresh")) and w.flush(10)
+    finally:
+        w.close()
+    assert {t["id"] for t in store.list("acme")} == {"young", "fresh"} and w.purged == 2
+
+
+def test_writer_keeps_everything_with_retention_0_and_refuses_negative(
+    store: TraceStore,
+) -> None:
+    store.write([_rec("ancient", age_days=4000)])
+    w = TraceWriter(store, retention_days=0, purge_every_s=0.01)
+    time.sleep(0.1)
+    w.close()
+    assert store.get("acme", "ancient") is not None and w.purged == 0
+    with pytest.raises(ValueError, match="retention_days=-1"):
+        TraceWriter(store, retention_days=-1)
