@@ -299,10 +299,18 @@ def trace_store(settings: Settings) -> TraceStore:
 
     RAGCTX_TRACE_DB unset: ``traces.sqlite3`` in the data folder (next to the embedded store).
     """
-    url = settings.trace_db or default_url(settings.qdrant_path.resolve().parent)
-    store = TraceStore(url, store_text=settings.trace_text)
-    store.upgrade()
+    store = TraceStore(trace_db_url(settings), store_text=settings.trace_text)
+    try:
+        store.upgrade()
+    except BaseException:
+        store.close()
+        raise
     return store
+
+
+def trace_db_url(settings: Settings) -> str:
+    """RAGCTX_TRACE_DB, or the SQLite file next to the store folder when it is unset."""
+    return settings.trace_db or default_url(settings.qdrant_path.resolve().parent)
 
 
 def start_trace_writer(settings: Settings, telemetry: Telemetry) -> TraceWriter | None:
@@ -317,8 +325,7 @@ def start_trace_writer(settings: Settings, telemetry: Telemetry) -> TraceWriter 
         store = trace_store(settings)
     except Exception as exc:  # noqa: BLE001 (answers must keep coming without the trace DB)
         log.warning("trace store unavailable at start (%s); traces queue until it answers", exc)
-        url = settings.trace_db or default_url(settings.qdrant_path.resolve().parent)
-        store = _LateStore(url, store_text=settings.trace_text)
+        store = _LateStore(trace_db_url(settings), store_text=settings.trace_text)
     dropped = telemetry.metrics.traces_dropped
     return TraceWriter(
         store,
