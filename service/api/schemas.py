@@ -363,6 +363,12 @@ class TraceRecordOut(BaseModel):
     pack: dict[str, Any]
     timings_ms: dict[str, Any]
     feedback: list[FeedbackOut]
+    failures: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="GET /v1/traces/{trace_id} only: where judged items were lost (category: "
+        "not_retrieved, cut_at_fusion, ranked_below_cut, pushed_down_by_rerank, "
+        "dropped_by_policy with its rule, over_budget, injection_flagged, empty_pack).",
+    )
 
 
 class TraceListOut(BaseModel):

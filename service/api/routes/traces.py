@@ -25,6 +25,7 @@ from service.api.schemas import (
 from service.errors import TracesUnavailableError, UnknownTraceError
 from service.runtime import Runtime
 from service.traces import TraceStore
+from service.traces.diagnose import failure_categories
 
 router = APIRouter(prefix="/v1", tags=["traces"])
 
@@ -105,11 +106,13 @@ def list_traces(
     "/traces/{trace_id}", response_model=TraceRecordOut, responses=_ERRORS, openapi_extra=BEARER
 )
 def get_trace(trace_id: str, grant: KeyDep, runtime: RuntimeDep) -> TraceRecordOut:
-    """One recorded answer: request, ranked candidates per stage, pack, timings, feedback."""
+    """One recorded answer: request, candidates per stage, pack, timings, feedback, failures."""
     trace = _with_store(runtime, lambda store: store.get(grant.tenant, trace_id))
     if trace is None:
         raise _unknown(trace_id)
-    return _out(trace)
+    out = _out(trace)
+    out.failures = failure_categories(trace)
+    return out
 
 
 @router.post(
