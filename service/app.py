@@ -22,19 +22,27 @@ from fastapi import FastAPI
 from ingest import ChunkingParams
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodyLimitMiddleware, ObserveMiddleware
-from service.api.routes import admin, context, health
+from service.api.routes import admin, context, health, traces
 from service.auth import KeyRing
 from service.handoff import remove_server_file, write_server_file
 from service.ingest_roots import resolve_roots
 from service.jobs import Job, JobRunner
 from service.mcp import mount_http
-from service.runtime import Gate, ModelLoader, PolicyBook, Runtime, load_models, open_serving_store
+from service.runtime import (
+    Gate,
+    ModelLoader,
+    PolicyBook,
+    Runtime,
+    load_models,
+    open_serving_store,
+    start_trace_writer,
+)
 from service.settings import Settings
 from service.telemetry import build_telemetry
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "1.1.0"
+API_VERSION = "1.2.0"
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
 
@@ -96,6 +104,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
                 ),
                 on_finished=finished,
             )
+            runtime.traces = start_trace_writer(settings, telemetry)
             app.state.runtime = runtime
             runtime.load_models_in_background(model_loader)
             if handoff:
@@ -111,6 +120,9 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
                 yield
         finally:
             runtime.jobs.shutdown()
+            if runtime.traces is not None:
+                runtime.traces.close()
+                runtime.traces.store.close()
             if handoff:
                 remove_server_file(settings.qdrant_path)
             store.close()
@@ -131,6 +143,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
     app.include_router(health.router)
     app.include_router(context.router)
     app.include_router(admin.router)
+    app.include_router(traces.router)
     mcp = mount_http(app)  # MCP (streamable HTTP) at /mcp, same keys as the API
     # The last added is the outermost: the observer sees every API answer, a 413 included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes(settings))

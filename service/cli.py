@@ -471,10 +471,12 @@ def _register_subcommands() -> None:
     from service.cli_mcp import mcp
     from service.cli_query import query
     from service.cli_serve import register
+    from service.cli_traces import traces_app
 
     app.command()(query)
     app.command()(mcp)
     app.add_typer(eval_app, name="eval")
+    app.add_typer(traces_app, name="traces")
     register(app)
 
 

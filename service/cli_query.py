@@ -39,7 +39,7 @@ def query(
     from service.api.schemas import ContextRequest
     from service.cli import _split, load_settings, open_configured_store
     from service.context import prepare, run_pipeline
-    from service.runtime import Gate, PolicyBook, Runtime, load_models
+    from service.runtime import Gate, PolicyBook, Runtime, load_models, start_trace_writer
     from service.telemetry import build_telemetry
 
     settings = load_settings(collection=collection)
@@ -75,8 +75,14 @@ def query(
             policies=PolicyBook(settings.policy_dir),
             gate=Gate(1),
             models=load_models(settings),
+            traces=start_trace_writer(settings, telemetry),
         )
-        answer = run_pipeline(prepare(body, grant, runtime), runtime, None)
+        try:
+            answer = run_pipeline(prepare(body, grant, runtime), runtime, None)
+        finally:
+            if runtime.traces is not None:  # the one trace is written before the CLI exits
+                runtime.traces.close()
+                runtime.traces.store.close()
     telemetry.shutdown()
     data: dict[str, Any] = answer.model_dump(mode="json", exclude_none=True)
     if as_json:

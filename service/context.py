@@ -34,6 +34,7 @@ from service.auth import ApiKey
 from service.errors import ForbiddenError
 from service.runtime import Runtime
 from service.settings import Settings
+from service.traces import TraceRecord
 
 RETRIEVAL_STAGES = (Stage.DENSE, Stage.BM25, Stage.HYBRID, Stage.RERANK)
 # an enum's ``.value`` is a descriptor call (~1.4 us); an answer names hundreds of reasons
@@ -253,7 +254,79 @@ def answer_tree(
             "dropped": len(pack.dropped),
             "dropped_by_reason": dropped_by_reason,
         }
+    if runtime.traces is not None:
+        route = "/v1/context" if record is not None else "cli:query"
+        runtime.traces.submit(_trace_record(req, retrieved, pinned, pack, response, route))
     return response
+
+
+def _trace_record(
+    req: Prepared,
+    retrieved: Retrieved,
+    pinned: list[Candidate],
+    pack: ContextPack,
+    response: dict[str, Any],
+    route: str,
+) -> TraceRecord:
+    """What the trace store keeps of one answer: the request, every stage's ranked candidates,
+    what was packed and dropped (with reasons and flags), the policy and the timings."""
+    stages: dict[str, Any] = {}
+    for stage in RETRIEVAL_STAGES:
+        ranked = sorted(
+            (c.stages[stage].rank, c) for c in retrieved.candidates if stage in c.stages
+        )
+        info = retrieved.stages[stage]
+        stages[stage.value] = {
+            "active": info.active,
+            "note": info.note,
+            "candidates": [
+                {
+                    "chunk_id": c.chunk_id,
+                    "doc_id": c.doc_id,
+                    "rank": r,
+                    "score": c.stages[stage].score,
+                }
+                for r, c in ranked
+            ],
+        }
+    stages["pinned"] = [{"chunk_id": c.chunk_id, "doc_id": c.doc_id} for c in pinned]
+    policy = response["policy"]
+    return TraceRecord(
+        id=response["trace"]["trace_id"],
+        tenant=req.principal.tenant,
+        route=route,
+        collection=req.collection,
+        query=req.query,
+        request={
+            "query": req.query,
+            "collection": req.collection,
+            "budget_tokens": req.budget,
+            "encoding": req.encoding,
+            "top_k": req.top_k,
+            "groups": list(req.principal.groups),
+            "filters": pydantic_core.to_jsonable_python(req.filters),
+            "policy": response["policy"]["name"],
+        },
+        stages=stages,
+        pack={
+            "items": [
+                {
+                    "chunk_id": i["chunk_id"],
+                    "doc_id": i["doc_id"],
+                    "tokens": i["tokens"],
+                    "flags": i["flags"],
+                    "pinned": i["pinned"],
+                }
+                for i in response["items"]
+            ],
+            "dropped": response["dropped"],
+            "tokens": pack.tokens,
+            "budget_tokens": pack.budget,
+            "steps": response["trace"]["stages"]["context"]["steps"],
+        },
+        timings_ms=response["trace"]["timings_ms"],
+        policy_version=f"{policy['name']}@{policy['version']}",
+    )
 
 
 def retrieval_params(settings: Settings, *, top_k: int, with_vectors: bool) -> RetrievalParams:

@@ -42,3 +42,11 @@ class UnknownPolicyError(RagctxError):
 
 class UnknownJobError(RagctxError):
     """No ingest job with this id (never submitted, or forgotten after 100 newer ones): 404."""
+
+
+class UnknownTraceError(RagctxError):
+    """No trace with this id for the caller's tenant (another tenant's id reads the same): 404."""
+
+
+class TracesUnavailableError(StoreUnavailableError):
+    """The trace store is off (RAGCTX_TRACE_STORE=false) or cannot be reached: 503."""

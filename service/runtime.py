@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +28,7 @@ from service.auth import KeyRing
 from service.errors import NotReadyError, OverloadedError, UnknownPolicyError
 from service.settings import Settings
 from service.telemetry import Telemetry
+from service.traces import TraceRecord, TraceStore, TraceWriter, default_url
 
 if TYPE_CHECKING:
     from assembler.policy import LoadedPolicy
@@ -240,6 +241,7 @@ class Runtime:
     gate: Gate
     jobs: JobRunner | None = None
     ingest_roots: tuple[Path, ...] = ()  # resolved RAGCTX_INGEST_ROOTS (service.ingest_roots)
+    traces: TraceWriter | None = None  # None: RAGCTX_TRACE_STORE=false
     models: Models | None = None
     load_error: str | None = None
     _counters: dict[str, TokenCounter] = field(default_factory=dict)
@@ -291,3 +293,56 @@ class Runtime:
         thread = threading.Thread(target=run, name="ragctx-load-models", daemon=True)
         thread.start()
         return thread
+
+
+def trace_store(settings: Settings) -> TraceStore:
+    """The trace database of ``settings``, migrated to the newest schema.
+
+    RAGCTX_TRACE_DB unset: ``traces.sqlite3`` in the data folder (next to the embedded store).
+    """
+    store = TraceStore(trace_db_url(settings), store_text=settings.trace_text)
+    try:
+        store.upgrade()
+    except BaseException:
+        store.close()
+        raise
+    return store
+
+
+def trace_db_url(settings: Settings) -> str:
+    """RAGCTX_TRACE_DB, or the SQLite file next to the store folder when it is unset."""
+    return settings.trace_db or default_url(settings.qdrant_path.resolve().parent)
+
+
+def start_trace_writer(settings: Settings, telemetry: Telemetry) -> TraceWriter | None:
+    """The writer thread recording answers, or None when traces are off.
+
+    A database that cannot be reached at start is not fatal: the writer is built on it anyway,
+    keeps the traces queued (then drops and counts them) and writes again once it answers.
+    """
+    if not settings.trace_store:
+        return None
+    try:
+        store = trace_store(settings)
+    except Exception as exc:  # noqa: BLE001 (answers must keep coming without the trace DB)
+        log.warning("trace store unavailable at start (%s); traces queue until it answers", exc)
+        store = _LateStore(trace_db_url(settings), store_text=settings.trace_text)
+    dropped = telemetry.metrics.traces_dropped
+    return TraceWriter(
+        store,
+        maxsize=settings.trace_queue,
+        on_drop=lambda r: dropped.labels(reason=r).inc(),
+        retention_days=settings.trace_retention_days,
+    )
+
+
+class _LateStore(TraceStore):
+    """A store whose schema is brought up at its first successful write."""
+
+    _ready = False
+
+    def write(self, records: Sequence[TraceRecord]) -> None:
+        if not self._ready:
+            self.upgrade()
+            self._ready = True
+        super().write(records)

@@ -119,6 +119,25 @@ class Settings(BaseSettings):
         None, description="API key `ragctx mcp` (stdio) acts as: tenant and groups come from it."
     )
     audit_include_text: bool = False
+
+    # Trace store (service/traces): one row per answer, feedback on it
+    trace_store: bool = Field(True, description="False: answers are not recorded.")
+    trace_db: str | None = Field(
+        None,
+        description="sqlite:/// or postgresql:// URL; unset: traces.sqlite3 next to the store.",
+    )
+    trace_text: bool = Field(
+        True, description="Store the query text in traces; False stores only its sha256."
+    )
+    trace_retention_days: int = Field(
+        30,
+        ge=0,
+        description="Traces older than this many days are purged by the server (at start, then "
+        "hourly) and by `ragctx traces purge`; 0 keeps traces forever.",
+    )
+    trace_queue: int = Field(
+        10_000, ge=1, description="Traces waiting for the writer; more are dropped and counted."
+    )
     otel_exporter: Literal["none", "console", "otlp", "memory"] = "none"
     log_json: bool = True
 

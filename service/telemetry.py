@@ -54,6 +54,7 @@ class Metrics:
     rejected: Counter  # labels: reason (overload, not_ready)
     in_flight: Gauge
     jobs: Counter  # labels: state
+    traces_dropped: Counter  # labels: reason (queue_full, shutdown)
 
     @classmethod
     def create(cls) -> Metrics:
@@ -98,6 +99,12 @@ class Metrics:
             ),
             jobs=Counter(
                 "ragctx_ingest_jobs", "Admin ingest jobs by final state.", ["state"], registry=reg
+            ),
+            traces_dropped=Counter(
+                "ragctx_traces_dropped",
+                "Traces not recorded (writer queue full, or shut down with the database down).",
+                ["reason"],
+                registry=reg,
             ),
         )
 

@@ -30,6 +30,7 @@ from service.errors import (
     OverloadedError,
     UnknownJobError,
     UnknownPolicyError,
+    UnknownTraceError,
 )
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ def _status_of(err: RagctxError) -> tuple[int, str, str | None, dict[str, str] |
         return 404, "unknown_policy", "policy", None
     if isinstance(err, UnknownJobError):
         return 404, "unknown_job", "job_id", None
+    if isinstance(err, UnknownTraceError):
+        return 404, "unknown_trace", "trace_id", None
     if isinstance(err, OverloadedError):
         return 503, "overloaded", None, retry
     if isinstance(err, StoreUnavailableError | ModelNotFoundError):

@@ -7,9 +7,9 @@ Requests forbid unknown fields, so a body can never carry a tenant or an access 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 Encoding = Literal["cl100k_base", "o200k_base"]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -300,3 +300,85 @@ class JobOut(BaseModel):
     progress: JobProgressOut
     report: dict[str, object] | None
     error: str | None
+
+
+# Traces and feedback (issue 16) ------------------------------------------------------------
+
+TraceId = Annotated[str, Field(min_length=1, max_length=64, description="A trace id.")]
+MAX_TRACES_LISTED = 500
+MAX_JUDGMENTS = 200
+
+
+class JudgmentIn(_In):
+    """One judged item: a chunk or a document, and whether it was relevant to the answer."""
+
+    chunk_id: Name | None = Field(default=None, description="The chunk judged (or doc_id).")
+    doc_id: Name | None = Field(default=None, description="The document judged (or chunk_id).")
+    label: Literal["relevant", "not_relevant", "missing"] = Field(
+        description="`missing`: it should have been in the context and was not."
+    )
+
+    @model_validator(mode="after")
+    def _one_item(self) -> JudgmentIn:
+        if (self.chunk_id is None) == (self.doc_id is None):
+            raise ValueError("name exactly one of chunk_id or doc_id")
+        return self
+
+
+class FeedbackRequest(_In):
+    """``POST /v1/feedback``: a judgment of one answer, by its trace id."""
+
+    trace_id: TraceId
+    verdict: Literal["accepted", "edited", "rejected"] = Field(
+        description="What became of the answer."
+    )
+    judgments: list[JudgmentIn] = Field(default_factory=list, max_length=MAX_JUDGMENTS)
+    note: str | None = Field(default=None, max_length=4000)
+    by: Name | None = Field(default=None, description="Who judged (a user id, a reviewer).")
+
+
+class FeedbackOut(BaseModel):
+    """One kept judgment of a trace."""
+
+    id: int
+    created_at: datetime
+    verdict: str
+    judgments: list[dict[str, Any]]
+    note: str | None
+    by: str | None
+
+
+class FeedbackAccepted(BaseModel):
+    """The answer to ``POST /v1/feedback``."""
+
+    id: int = Field(description="The judgment's id; every judgment of a trace is kept.")
+    trace_id: str
+
+
+class TraceRecordOut(BaseModel):
+    """One recorded answer with its feedback (``GET /v1/traces/{trace_id}``)."""
+
+    id: str
+    created_at: datetime
+    route: str
+    collection: str
+    policy_version: str | None
+    query: str | None = Field(description="Null when the server keeps only the query's hash.")
+    query_hash: str
+    request: dict[str, Any]
+    stages: dict[str, Any]
+    pack: dict[str, Any]
+    timings_ms: dict[str, Any]
+    feedback: list[FeedbackOut]
+    failures: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="GET /v1/traces/{trace_id} only: where judged items were lost (category: "
+        "not_retrieved, cut_at_fusion, ranked_below_cut, pushed_down_by_rerank, "
+        "dropped_by_policy with its rule, over_budget, injection_flagged, empty_pack).",
+    )
+
+
+class TraceListOut(BaseModel):
+    """``GET /v1/traces``: the caller tenant's traces, newest first."""
+
+    traces: list[TraceRecordOut]

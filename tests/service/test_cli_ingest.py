@@ -114,6 +114,15 @@ def test_query_packs_the_tenants_own_documents(tmp_path: Path) -> None:
     assert answer["items"] and answer["tokens"] <= 400
     assert {item["source"] for item in answer["items"]} == {str(REPO / "data" / "docs" / "acme")}
     assert "queue" not in answer["trace"]["timings_ms"]  # no worker pool outside the server
+    # The answer is in the trace store next to the store folder, under the asking tenant.
+    from service.traces import TraceStore, default_url
+
+    traces = TraceStore(default_url(store.parent))
+    got = traces.get("acme", answer["trace"]["trace_id"])
+    traces.close()
+    assert (
+        got is not None and got["route"] == "cli:query" and got["query"] == "maximum message size"
+    )
 
 
 def test_query_bad_input_names_the_input(tmp_path: Path) -> None:

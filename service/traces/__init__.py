@@ -1,0 +1,12 @@
+"""The trace store (issue 16): every answer's trace and its feedback, in SQLite or PostgreSQL."""
+
+from service.traces.store import (
+    VERDICTS,
+    TraceRecord,
+    TraceStore,
+    TraceWriter,
+    default_url,
+    query_hash,
+)
+
+__all__ = ["VERDICTS", "TraceRecord", "TraceStore", "TraceWriter", "default_url", "query_hash"]
