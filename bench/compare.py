@@ -348,16 +348,16 @@ def _bare_edge(
 ) -> dict[str, Any]:
     """The Edge engine alone: the request ragctx sends, its vectors computed and its requests
     built before the clock starts. Both the whole batch (fused query plus both legs) and the
-    fused query alone, over the same points, filter and per-tenant IDF."""
+    fused query alone, over the same points, filter and per-caller IDF."""
     import qdrant_edge as qe
 
     from index.edge import _filter
     from index.schema import BM25, DENSE
-    from retrieval.filters import access_filter, tenant_filter
+    from retrieval.filters import access_filter, second_lock
 
     shard = store._shard(collection)  # noqa: SLF001 (the bare floor, on purpose)
     flt = _filter(access_filter(principal))
-    idf = qe.SearchParams(idf=qe.IdfParams(corpus=_filter(tenant_filter(principal))))
+    idf = qe.SearchParams(idf=qe.IdfParams(corpus=_filter(second_lock(principal))))
     batches, fused_alone = [], []
     for text in queries.values():
         dense_q = qe.Query.Nearest(encoders.dense.encode([text])[0].tolist(), using=DENSE)

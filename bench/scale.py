@@ -3,7 +3,7 @@
 For each size: random normalised 384-d vectors and Zipf-distributed sparse terms over a
 30,000-term vocabulary (generated, not embedded), spread over 8 tenants x 4 groups; upsert
 throughput, then the hybrid query's median latency with the full access filter and the
-per-tenant IDF, before and after ``optimize()``, optimize time, disk size and peak RSS.
+per-caller IDF, before and after ``optimize()``, optimize time, disk size and peak RSS.
 Writes scale.json, scale.md and scale.png under ``--out-dir``.
 
 Usage: python bench/scale.py [--sizes 10000,100000,1000000] [--queries 50] [--out-dir D]
@@ -95,7 +95,7 @@ def _one_size(n: int, queries: int) -> dict[str, Any]:
 
     from index.edge import EdgeStore
     from index.schema import HybridQuery, SparseVec
-    from retrieval.filters import Principal, access_filter, tenant_filter
+    from retrieval.filters import Principal, access_filter, second_lock
 
     rng = np.random.default_rng(n)
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,7 +107,7 @@ def _one_size(n: int, queries: int) -> dict[str, Any]:
             store.upsert("scale", batch)
         upsert_s = time.perf_counter() - t0
         principal = Principal(tenant="t1", groups=("g1",))
-        flt, idf = access_filter(principal), tenant_filter(principal)
+        flt, idf = access_filter(principal), second_lock(principal)
         probes = []
         for _ in range(queries):
             dense = rng.standard_normal(DIM)
