@@ -184,14 +184,16 @@ def test_handoff_without_an_admin_key_says_how_to_get_one(server: Running, tmp_p
 
 
 def test_mass_deletion_is_withheld_over_http_until_allowed(server: Running, tmp_path: Path) -> None:
-    """The route reports withheld deletions; ``allow_mass_delete`` lifts the guard."""
+    """The route reports withheld deletions; ``allow_mass_delete`` lifts the guard.
+
+    Its own source name: the module's server is shared, and other tests sync "notes".
+    """
     notes = write_docs(tmp_path / "notes", 8)
     with server.client() as c:
 
         def ingest(state: str = "succeeded", **body: Any) -> dict[str, Any]:
-            r = c.post(
-                "/v1/admin/ingest", headers=auth("admin"), json={"sources": [source(notes)], **body}
-            )
+            sources = [source(notes, name="withheld")]
+            r = c.post("/v1/admin/ingest", headers=auth("admin"), json={"sources": sources, **body})
             assert r.status_code == 202, r.text
             job = wait_job(c, r.json()["id"])
             assert job["state"] == state, job
@@ -207,7 +209,7 @@ def test_mass_deletion_is_withheld_over_http_until_allowed(server: Running, tmp_
         assert held["deleted"] == 0
         [withheld] = held["withheld"]
         assert withheld["would_delete"] == 6 and withheld["held"] == 8
-        assert withheld["tenant"] == "acme" and withheld["source"] == "notes"
+        assert withheld["tenant"] == "acme" and withheld["source"] == "withheld"
         assert sorted(withheld["doc_ids"]) == [f"note-{i:02d}" for i in range(2, 8)]
         assert "mass-delete" in withheld["message"]
 
