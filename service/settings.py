@@ -42,6 +42,13 @@ class Settings(BaseSettings):
     # Models
     dense_model: str = Field(DEFAULT_DENSE_MODEL, description="Hub id or local folder.")
     dense_batch_size: int = Field(64, ge=1)
+    dense_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx",
+        description="Dense encoder runtime; onnx falls back to torch (logged) if it cannot load.",
+    )
+    onnx_cache_dir: Path = Field(
+        Path(".ragctx/onnx"), description="Exported ONNX models, keyed by a hash of the model."
+    )
     rerank_model: str | None = Field(
         DEFAULT_RERANK_MODEL, description="Cross-encoder hub id or folder; empty disables it."
     )
