@@ -107,3 +107,15 @@ def test_failed_export_falls_back_to_torch(
     assert enc.backend == "torch"
     assert "using torch" in caplog.text
     assert enc.encode(["still works"]).shape == (1, enc.dim)
+
+
+def test_unknown_backend_setting_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    monkeypatch.setenv("RAGCTX_DENSE_BACKEND", "tensorrt; rm -rf /")
+    with pytest.raises(ValidationError, match="dense_backend"):
+        Settings()
+    with pytest.raises(ValueError, match="unknown dense backend"):
+        onnx_backend.dense_session(None, EncoderParams(dense_model="x", backend="onnx-fp8"))
