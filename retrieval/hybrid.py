@@ -119,7 +119,7 @@ def search(
     filters = SearchFilters() if filters is None else filters
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    dense_vec = encoders.dense.encode([text])[0].tolist()
+    dense_vec = encoders.dense.encode_query(text).tolist()
     t1 = time.perf_counter()
     sparse_vec = encoders.sparse.embed_query(text)
     t2 = time.perf_counter()

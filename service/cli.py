@@ -115,6 +115,7 @@ def encoder_params(settings: Settings) -> Any:
         torch_threads=settings.torch_threads,
         backend=settings.dense_backend,
         onnx_cache_dir=settings.onnx_cache_dir,
+        query_cache_size=settings.query_cache_size,
         bm25=Bm25Params(
             k=settings.bm25_k,
             b=settings.bm25_b,

@@ -49,6 +49,11 @@ class Settings(BaseSettings):
     onnx_cache_dir: Path = Field(
         Path(".ragctx/onnx"), description="Exported ONNX models, keyed by a hash of the model."
     )
+    query_cache_size: int = Field(
+        1024,
+        ge=0,
+        description="LRU entries of query embeddings and BM25 query vectors; 0 disables it.",
+    )
     rerank_model: str | None = Field(
         DEFAULT_RERANK_MODEL, description="Cross-encoder hub id or folder; empty disables it."
     )
