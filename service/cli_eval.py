@@ -236,6 +236,9 @@ def load_reranker(settings: Settings) -> tuple[Reranker | None, str]:
         max_length=settings.rerank_max_length,
         batch_size=settings.rerank_batch_size,
         device=settings.device,
+        backend=settings.rerank_backend,
+        onnx_cache_dir=settings.onnx_cache_dir,
+        threads=settings.torch_threads,
         trained=True,
     ), ""
 

@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     rerank_model: str | None = Field(
         DEFAULT_RERANK_MODEL, description="Cross-encoder hub id or folder; empty disables it."
     )
+    rerank_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx",
+        description="Cross-encoder runtime; onnx (fp32, same rankings) falls back to torch "
+        "(logged) if it cannot load; onnx-int8 is opt-in.",
+    )
     rerank_trained: bool = Field(
         True,
         description="False marks the reranker as an untrained test model: its stage is run "
@@ -99,7 +104,9 @@ class Settings(BaseSettings):
     bm25_limit: int = Field(200, ge=1, le=10_000)
     rrf_k: int = Field(60, ge=1)
     rerank_top_n: int = Field(50, ge=1)
-    rerank_max_length: int = Field(512, ge=16)
+    rerank_max_length: int = Field(
+        512, ge=16, description="Word-pieces of each (query, passage) pair the reranker sees."
+    )
     rerank_batch_size: int = Field(32, ge=1)
     max_query_chars: int = Field(2_000, ge=1)
 
