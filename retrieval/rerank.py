@@ -55,12 +55,19 @@ class RerankMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RerankParams:
-    """How many fused candidates to rerank, and how to combine the orders."""
+    """How many fused candidates to rerank, and how to combine the orders.
+
+    Candidates are reranked in hybrid order, ``batch_size`` at a time, until ``top_n`` are
+    done or ``budget_ms`` (0: none) has elapsed after a batch: so the stage takes at most the
+    budget plus one batch. The candidates not reached keep their hybrid order below.
+    """
 
     top_n: int = 50
     mode: RerankMode = RerankMode.FUSE
     weight: float = 1.0
     k: int = 60
+    batch_size: int = 32
+    budget_ms: float = 0.0
 
 
 class CrossEncoderReranker:

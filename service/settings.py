@@ -107,7 +107,13 @@ class Settings(BaseSettings):
     rerank_max_length: int = Field(
         512, ge=16, description="Word-pieces of each (query, passage) pair the reranker sees."
     )
-    rerank_batch_size: int = Field(32, ge=1)
+    rerank_batch_size: int = Field(32, ge=1, description="Pairs per reranker batch.")
+    rerank_budget_ms: float = Field(
+        0.0,
+        ge=0,
+        description="Stop reranking after the batch that reaches this many ms (0: no budget); "
+        "the rest keep hybrid order.",
+    )
     max_query_chars: int = Field(2_000, ge=1)
 
     # Quality reports: an OpenAI-compatible judge for ragas' LLM metrics (off when unset)
