@@ -54,10 +54,11 @@ test: install lint ## lint, then the fast test suite (real store, real models, r
 test-slow: install ## the slow tests (the assembler invariants over many more inputs)
 	$(OFFLINE) $(THREADS) $(PY) -m pytest -q -m slow
 
-bench: install ## benchmarks: ingest, assembler, HTTP service; JSON under bench/results/
+bench: install ## benchmarks: ingest, assembler, HTTP service, encoder backends + query cache; JSON under bench/results/
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_ingest.py --json-out bench/results/ingest.json
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_assembler.py --json-out bench/results/assembler.json
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_service.py --json-out bench/results/service.json
+	$(OFFLINE) $(THREADS) $(PY) bench/bench_encoders.py --json-out bench/results/encoders.json
 
 eval: install ## SciFact quality report per stage, then the gate against the kept baseline
 	$(OFFLINE) $(THREADS) $(VENV)/bin/ragctx eval ../shared/benchdata/scifact

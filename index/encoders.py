@@ -83,6 +83,12 @@ class QueryCache:
             self.hits += 1
             return value
 
+    def clear(self) -> None:
+        """Drop every entry and reset the hit/miss counters."""
+        with self._lock:
+            self._data.clear()
+            self.hits = self.misses = 0
+
     def put(self, key: Hashable, value: Any) -> None:
         """Store ``value``, evicting the least recently used entries beyond ``max_size``."""
         if self.max_size == 0:

@@ -59,6 +59,8 @@ def test_eviction_keeps_the_bound_and_drops_the_least_recent() -> None:
     cache.put(("k", 10), 10)
     assert cache.get(("k", 8)) is None
     assert [cache.get(("k", i)) for i in (7, 9, 10)] == [7, 9, 10]
+    cache.clear()
+    assert len(cache) == 0 and (cache.hits, cache.misses) == (0, 0)
 
 
 def test_size_zero_disables_and_negative_is_rejected() -> None:
