@@ -58,9 +58,9 @@ class Settings(BaseSettings):
         DEFAULT_RERANK_MODEL, description="Cross-encoder hub id or folder; empty disables it."
     )
     rerank_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "onnx",
-        description="Cross-encoder runtime; onnx (fp32, same rankings) falls back to torch "
-        "(logged) if it cannot load; onnx-int8 is opt-in.",
+        "torch",
+        description="Cross-encoder runtime; onnx (fp32, same rankings) and onnx-int8 fall back "
+        "to torch (logged) if they cannot load.",
     )
     rerank_trained: bool = Field(
         True,

@@ -121,6 +121,8 @@ def test_settings_choose_the_backend_and_reject_an_unknown_one(
     monkeypatch.setenv("RAGCTX_RERANK_MODEL", str(test_reranker_folder))
     monkeypatch.setenv("RAGCTX_ONNX_CACHE_DIR", str(cache))
     monkeypatch.setenv("RAGCTX_RERANK_MAX_LENGTH", "128")
+    assert Settings().rerank_backend == "torch"  # the default: onnx is not faster here yet
+    monkeypatch.setenv("RAGCTX_RERANK_BACKEND", "onnx")
     reranker, why = load_reranker(Settings())
     assert why == "" and isinstance(reranker, CrossEncoderReranker)
     assert (reranker.backend, reranker.max_length) == ("onnx", 128)
