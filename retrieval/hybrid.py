@@ -118,7 +118,7 @@ def search(
     filters = SearchFilters() if filters is None else filters
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    dense_vec = encoders.dense.encode([text])[0].tolist()
+    dense_vec = encoders.dense.encode_query(text).tolist()
     t1 = time.perf_counter()
     sparse_vec = encoders.sparse.embed_query(text)
     t2 = time.perf_counter()
@@ -227,8 +227,22 @@ def _rerank(
     query: str, candidates: list[Candidate], reranker: Reranker, params: RerankParams
 ) -> tuple[list[Candidate], StageTrace]:
     started = time.perf_counter()
-    head, tail = candidates[: params.top_n], candidates[params.top_n :]
-    logits = reranker.score(query, [_rerank_text(c) for c in head])
+    wanted = candidates[: params.top_n]
+    logits: list[float] = []
+    stopped = ""
+    # In hybrid order, a batch at a time, until top_n or the budget (checked after each batch,
+    # so the stage never runs longer than the budget plus one batch).
+    for start in range(0, len(wanted), params.batch_size):
+        batch = wanted[start : start + params.batch_size]
+        logits.extend(reranker.score(query, [_rerank_text(c) for c in batch]))
+        spent = (time.perf_counter() - started) * 1000
+        if params.budget_ms > 0 and spent >= params.budget_ms and len(logits) < len(wanted):
+            stopped = (
+                f"; budget {params.budget_ms:g} ms reached after {len(logits)} of "
+                f"{len(wanted)} candidates"
+            )
+            break
+    head, tail = candidates[: len(logits)], candidates[len(logits) :]
     order = sorted(range(len(head)), key=lambda i: (-logits[i], i))
     rerank_rank = {i: r + 1 for r, i in enumerate(order)}
     annotated = [
@@ -245,7 +259,8 @@ def _rerank(
             len(head),
             ms,
             active=False,
-            note=f"reranker {reranker.name!r} is marked untrained; scores recorded, order kept",
+            note=f"reranker {reranker.name!r} is marked untrained; scores recorded, order "
+            f"kept{stopped}",
         )
     final, scores = combine([c.stages[Stage.HYBRID].rank for c in head], logits, params)
     kind = ScoreKind.RERANK if params.mode is RerankMode.REPLACE else ScoreKind.RRF
@@ -258,7 +273,7 @@ def _rerank(
             replace(c, score=1.0 / (params.k + c.stages[Stage.HYBRID].rank), score_kind=kind)
             for c in tail
         ]
-    return reranked + tail, StageTrace(len(head), ms, note=f"mode={params.mode.value}")
+    return reranked + tail, StageTrace(len(head), ms, note=f"mode={params.mode.value}{stopped}")
 
 
 def _rerank_text(c: Candidate) -> str:

@@ -8,12 +8,19 @@ mode is there for a reranker measured to be better on its own.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Protocol
 
 from index.errors import InvalidInputError, ModelNotFoundError
+
+log = logging.getLogger(__name__)
+
+#: Cross-encoder runtimes: ``onnx`` is the fp32 export (same rankings), ``onnx-int8`` opt-in.
+RERANK_BACKENDS = ("torch", "onnx", "onnx-int8")
 
 
 class Reranker(Protocol):
@@ -48,22 +55,45 @@ class RerankMode(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RerankParams:
-    """How many fused candidates to rerank, and how to combine the orders."""
+    """How many fused candidates to rerank, and how to combine the orders.
+
+    Candidates are reranked in hybrid order, ``batch_size`` at a time, until ``top_n`` are
+    done or ``budget_ms`` (0: none) has elapsed after a batch: so the stage takes at most the
+    budget plus one batch. The candidates not reached keep their hybrid order below.
+    """
 
     top_n: int = 50
     mode: RerankMode = RerankMode.FUSE
     weight: float = 1.0
     k: int = 60
+    batch_size: int = 32
+    budget_ms: float = 0.0
 
 
 class CrossEncoderReranker:
-    """sentence-transformers ``CrossEncoder`` with a one-logit head."""
+    """sentence-transformers ``CrossEncoder`` with a one-logit head, on torch or ONNX Runtime.
 
-    def __init__(self, model: Any, *, name: str, batch_size: int, trained: bool) -> None:
+    ``max_length`` caps the word-pieces of each (query, text) pair in both runtimes (longest
+    first truncation, as the ``CrossEncoder`` does).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        name: str,
+        batch_size: int,
+        trained: bool,
+        session: Any = None,
+        backend: str = "torch",
+    ) -> None:
         self._model = model
+        self._session = session
         self.name = name
         self.batch_size = batch_size
         self.trained = trained
+        self.backend = backend
+        self.max_length = int(model.max_seq_length)
 
     @classmethod
     def load(
@@ -74,9 +104,25 @@ class CrossEncoderReranker:
         batch_size: int = 32,
         device: str = "cpu",
         trained: bool = True,
+        backend: str = "torch",
+        onnx_cache_dir: Path = Path(".ragctx/onnx"),
+        threads: int | None = None,
     ) -> CrossEncoderReranker:
-        """Load a hub id or a local folder."""
+        """Load a hub id or a local folder; an ONNX backend that cannot load falls back to torch.
+
+        Raises:
+            InvalidInputError: an unknown backend.
+            ModelNotFoundError: no such model.
+        """
         from sentence_transformers import CrossEncoder
+
+        if backend not in RERANK_BACKENDS:
+            raise InvalidInputError(
+                f"unknown rerank backend {backend!r}; set RAGCTX_RERANK_BACKEND to one of "
+                f"{list(RERANK_BACKENDS)}",
+                field="rerank_backend",
+                value=backend,
+            )
 
         try:
             ce = CrossEncoder(model, max_length=max_length, device=device, num_labels=1)
@@ -85,12 +131,39 @@ class CrossEncoderReranker:
                 f"cannot load the reranker {model!r} ({err}); set RAGCTX_RERANK_MODEL to a "
                 "cross-encoder hub id or folder, or to an empty value to turn reranking off"
             ) from err
-        return cls(ce, name=model, batch_size=batch_size, trained=trained)
+        if backend == "torch":
+            return cls(ce, name=model, batch_size=batch_size, trained=trained)
+        from index import onnx_backend
+
+        try:
+            session = onnx_backend.rerank_session(
+                ce, model, backend=backend, cache_dir=onnx_cache_dir, device=device, threads=threads
+            )
+        except Exception as err:  # noqa: BLE001 -- any export/runtime failure falls back to torch
+            log.warning(
+                "rerank backend %r unavailable for %r (%s); using torch", backend, model, err
+            )
+            return cls(ce, name=model, batch_size=batch_size, trained=trained)
+        return cls(
+            ce, name=model, batch_size=batch_size, trained=trained, session=session, backend=backend
+        )
 
     def score(self, query: str, texts: Sequence[str]) -> list[float]:
         """Logits for (query, text) pairs, in input order."""
         if not texts:
             return []
+        if self._session is not None:
+            from index import onnx_backend
+
+            logits = onnx_backend.score_pairs(
+                self._session,
+                self._model.tokenizer,
+                query,
+                list(texts),
+                self.max_length,
+                self.batch_size,
+            )
+            return [float(s) for s in logits]
         import torch
 
         # activation_fn=None would mean "the model's default", which is a sigmoid for a

@@ -113,6 +113,9 @@ def encoder_params(settings: Settings) -> Any:
         device=settings.device,
         batch_size=settings.dense_batch_size,
         torch_threads=settings.torch_threads,
+        backend=settings.dense_backend,
+        onnx_cache_dir=settings.onnx_cache_dir,
+        query_cache_size=settings.query_cache_size,
         bm25=Bm25Params(
             k=settings.bm25_k,
             b=settings.bm25_b,

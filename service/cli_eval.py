@@ -243,7 +243,11 @@ def eval_params(
         dense_limit=settings.dense_limit if leg_limit is None else leg_limit,
         bm25_limit=settings.bm25_limit if leg_limit is None else leg_limit,
         rrf_k=settings.rrf_k,
-        rerank=RerankParams(top_n=settings.rerank_top_n),
+        rerank=RerankParams(
+            top_n=settings.rerank_top_n,
+            batch_size=settings.rerank_batch_size,
+            budget_ms=settings.rerank_budget_ms,
+        ),
         max_query_chars=settings.max_query_chars,
     )
     recorded = settings.model_dump(mode="json", exclude={"qdrant_api_key", "judge_api_key"})
@@ -288,6 +292,9 @@ def load_reranker(settings: Settings) -> tuple[Reranker | None, str]:
         max_length=settings.rerank_max_length,
         batch_size=settings.rerank_batch_size,
         device=settings.device,
+        backend=settings.rerank_backend,
+        onnx_cache_dir=settings.onnx_cache_dir,
+        threads=settings.torch_threads,
         trained=True,
     ), ""
 

@@ -336,7 +336,11 @@ def retrieval_params(settings: Settings, *, top_k: int, with_vectors: bool) -> R
         bm25_limit=settings.bm25_limit,
         rrf_k=settings.rrf_k,
         top_k=top_k,
-        rerank=RerankParams(top_n=settings.rerank_top_n),
+        rerank=RerankParams(
+            top_n=settings.rerank_top_n,
+            batch_size=settings.rerank_batch_size,
+            budget_ms=settings.rerank_budget_ms,
+        ),
         max_query_chars=settings.max_query_chars,
         with_vectors=with_vectors,
     )

@@ -72,6 +72,9 @@ def load_models(settings: Settings) -> Models:
             max_length=settings.rerank_max_length,
             batch_size=settings.rerank_batch_size,
             device=settings.device,
+            backend=settings.rerank_backend,
+            onnx_cache_dir=settings.onnx_cache_dir,
+            threads=params.torch_threads,
             trained=settings.rerank_trained,
         )
         reranker.score("warm up", ["warm up"])

@@ -42,8 +42,25 @@ class Settings(BaseSettings):
     # Models
     dense_model: str = Field(DEFAULT_DENSE_MODEL, description="Hub id or local folder.")
     dense_batch_size: int = Field(64, ge=1)
+    dense_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "onnx",
+        description="Dense encoder runtime; onnx falls back to torch (logged) if it cannot load.",
+    )
+    onnx_cache_dir: Path = Field(
+        Path(".ragctx/onnx"), description="Exported ONNX models, keyed by a hash of the model."
+    )
+    query_cache_size: int = Field(
+        1024,
+        ge=0,
+        description="LRU entries of query embeddings and BM25 query vectors; 0 disables it.",
+    )
     rerank_model: str | None = Field(
         DEFAULT_RERANK_MODEL, description="Cross-encoder hub id or folder; empty disables it."
+    )
+    rerank_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        "torch",
+        description="Cross-encoder runtime; onnx (fp32, same rankings) and onnx-int8 fall back "
+        "to torch (logged) if they cannot load.",
     )
     rerank_trained: bool = Field(
         True,
@@ -92,8 +109,16 @@ class Settings(BaseSettings):
     bm25_limit: int = Field(200, ge=1, le=10_000)
     rrf_k: int = Field(60, ge=1)
     rerank_top_n: int = Field(50, ge=1)
-    rerank_max_length: int = Field(512, ge=16)
-    rerank_batch_size: int = Field(32, ge=1)
+    rerank_max_length: int = Field(
+        512, ge=16, description="Word-pieces of each (query, passage) pair the reranker sees."
+    )
+    rerank_batch_size: int = Field(32, ge=1, description="Pairs per reranker batch.")
+    rerank_budget_ms: float = Field(
+        0.0,
+        ge=0,
+        description="Stop reranking after the batch that reaches this many ms (0: no budget); "
+        "the rest keep hybrid order.",
+    )
     max_query_chars: int = Field(2_000, ge=1)
 
     # Quality reports: an OpenAI-compatible judge for ragas' LLM metrics (off when unset)

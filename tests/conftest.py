@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import random
+import tempfile
 from pathlib import Path
 
 # Offline copies must be set before anything imports tiktoken or huggingface_hub.
@@ -21,6 +22,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
+# One ONNX export cache for every test (and CLI subprocess), so the default onnx backend
+# exports the test model once per machine, not once per tmp working directory.
+os.environ.setdefault(
+    "RAGCTX_ONNX_CACHE_DIR", str(Path(tempfile.gettempdir()) / "ragctx-test-onnx-cache")
+)
 
 import numpy as np
 import pytest

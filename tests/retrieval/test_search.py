@@ -11,9 +11,11 @@ smaller than the leg limits), so the expected sets below are exact.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -680,6 +682,70 @@ def test_acting_reranker_in_fuse_mode_orders_by_combine(
     assert [c.score for c in got.candidates[:5]] == pytest.approx(scores)
     assert all(c.score_kind is ScoreKind.RRF for c in got.candidates)
     assert got.stages[Stage.RERANK].note == "mode=fuse"
+
+
+class _TimedReranker:
+    """The acting test cross-encoder, recording how long each batch it is given takes."""
+
+    def __init__(self, inner: CrossEncoderReranker) -> None:
+        self.inner, self.trained, self.name = inner, True, inner.name
+        self.batches: list[tuple[int, float]] = []
+
+    def score(self, query: str, texts: Sequence[str]) -> list[float]:
+        started = time.perf_counter()
+        out = self.inner.score(query, texts)
+        self.batches.append((len(texts), (time.perf_counter() - started) * 1000))
+        return out
+
+
+def test_rerank_budget_stops_after_the_first_batch(
+    corpus: Corpus, acting_test_reranker: CrossEncoderReranker
+) -> None:
+    timed = _TimedReranker(acting_test_reranker)
+    budget = 0.01  # ms: reached by any batch, so only the first one runs
+    rerank = RerankParams(top_n=6, batch_size=2, budget_ms=budget)
+    plain = corpus.run(RERANK_QUERY, ACME_ALL)
+    got = corpus.run(RERANK_QUERY, ACME_ALL, reranker=timed, params=RetrievalParams(rerank=rerank))
+    assert [n for n, _ in timed.batches] == [2]
+    trace = got.stages[Stage.RERANK]
+    assert trace.count == 2 and trace.active
+    assert trace.note == "mode=fuse; budget 0.01 ms reached after 2 of 6 candidates"
+    # the two reranked come first; everything not reached keeps its hybrid order below
+    ids = [c.chunk_id for c in got.candidates]
+    assert set(ids[:2]) == {c.chunk_id for c in plain.candidates[:2]}
+    assert ids[2:] == [c.chunk_id for c in plain.candidates[2:]]
+    assert all(Stage.RERANK in c.stages for c in got.candidates[:2])
+    assert all(Stage.RERANK not in c.stages for c in got.candidates[2:])
+    # never slower than the budget plus one batch (that batch's time measured just now; the
+    # slack covers the stage's bookkeeping around it)
+    assert trace.ms < budget + timed.batches[0][1] + 5.0
+
+
+def test_rerank_without_budget_reaches_top_n_in_batches(
+    corpus: Corpus, acting_test_reranker: CrossEncoderReranker
+) -> None:
+    timed = _TimedReranker(acting_test_reranker)
+    rerank = RerankParams(top_n=5, batch_size=2)
+    got = corpus.run(RERANK_QUERY, ACME_ALL, reranker=timed, params=RetrievalParams(rerank=rerank))
+    assert [n for n, _ in timed.batches] == [2, 2, 1]
+    assert got.stages[Stage.RERANK].count == 5
+    assert got.stages[Stage.RERANK].note == "mode=fuse"
+
+
+def test_rerank_settings_reach_the_params(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from pydantic import ValidationError
+
+    from service.context import retrieval_params
+    from service.settings import Settings
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAGCTX_RERANK_BUDGET_MS", "40")
+    monkeypatch.setenv("RAGCTX_RERANK_BATCH_SIZE", "8")
+    rerank = retrieval_params(Settings(), top_k=10, with_vectors=False).rerank
+    assert (rerank.budget_ms, rerank.batch_size) == (40.0, 8)
+    monkeypatch.setenv("RAGCTX_RERANK_BUDGET_MS", "-5")
+    with pytest.raises(ValidationError, match="rerank_budget_ms"):
+        Settings()
 
 
 def test_body_counts_of_another_shape_count_as_absent() -> None:
