@@ -16,7 +16,7 @@ def test_per_record_tenancy_and_allow_mass_delete_reach_the_server_job(tmp_path:
     body = job_body([spec], SyncOptions(allow_mass_delete=True), collection="docs")
     request = IngestRequest.model_validate(body)
     assert request.allow_mass_delete is True
-    [server_spec] = _specs(request)
+    [server_spec] = _specs(request, roots=(tmp_path,))
     assert server_spec.tenant_from_records is True and server_spec.tenant == "acme"
 
 
