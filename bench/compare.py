@@ -266,8 +266,8 @@ def _served(
     counter = tiktoken_counter(settings.chunk_encoding)
     principal = Principal(tenant="eval", groups=(), name="eval")
 
-    def serve(text: str) -> tuple[Any, Any]:
-        got = search(
+    def retrieve(text: str) -> Any:
+        return search(
             text,
             principal,
             collection=collection,
@@ -276,7 +276,9 @@ def _served(
             reranker=reranker,
             params=params,
         )
-        pack = assemble(
+
+    def pack_for(text: str, got: Any) -> Any:
+        return assemble(
             text,
             got.candidates,
             policy=policy,
@@ -284,31 +286,16 @@ def _served(
             counter=counter,
             now=datetime.now(UTC),
         )
-        return got, pack
 
-    serve(next(iter(queries.values())))  # warm-up, untimed
+    warm = next(iter(queries.values()))
+    pack_for(warm, retrieve(warm))  # warm-up, untimed
     search_ms, packed_ms, store_ms, rerank_ms, tokens = [], [], [], [], []
     heads: dict[str, list[str]] = {}
     for text in queries.values():
         t0 = time.perf_counter()
-        got = search(
-            text,
-            principal,
-            collection=collection,
-            store=store,
-            encoders=encoders,
-            reranker=reranker,
-            params=params,
-        )
+        got = retrieve(text)
         t1 = time.perf_counter()
-        pack = assemble(
-            text,
-            got.candidates,
-            policy=policy,
-            budget=BUDGET,
-            counter=counter,
-            now=datetime.now(UTC),
-        )
+        pack = pack_for(text, got)
         t2 = time.perf_counter()
         search_ms.append((t1 - t0) * 1000)
         packed_ms.append((t2 - t0) * 1000)
