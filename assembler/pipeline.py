@@ -29,7 +29,7 @@ from assembler.types import (
     Dropped,
     DropReason,
 )
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from retrieval.types import Candidate
 
 

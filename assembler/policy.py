@@ -20,7 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from assembler.policy_schema import Policy, policy_json_schema
-from index.errors import RagctxError
+from core.errors import RagctxError
 
 __all__ = [
     "LoadedPolicy",
@@ -49,7 +49,12 @@ class PolicyProblem:
 
 
 class PolicyError(RagctxError):
-    """A policy file that cannot be used. Exit code 2 in the CLI; the service will not start."""
+    """A policy file that cannot be used: the service will not start; a request naming it gets
+    503 (the policy folder is the operator's to fix, not the caller's)."""
+
+    http_status = 503
+    error_code = "policy_unavailable"
+    field = "policy"
 
     def __init__(self, path: str | Path, key: str, message: str) -> None:
         self.path = str(path)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from index.linear_regex import compile_linear
 
 if TYPE_CHECKING:

@@ -201,7 +201,7 @@ def _retrieval(dataset: Path, queries: list[str], args: Any, work: Path) -> dict
     from ingest import SourceSpec, sync
     from retrieval.filters import Principal
     from retrieval.hybrid import search
-    from service.cli import encoder_params, load_settings, make_chunker
+    from service.wiring import build_chunker, chunking_params, encoder_params, load_settings
 
     subset = work / "subset"
     subset.mkdir()
@@ -223,7 +223,7 @@ def _retrieval(dataset: Path, queries: list[str], args: Any, work: Path) -> dict
         collection="bench",
         store=store,
         encoders=encoders,
-        chunker=make_chunker(settings, encoders),
+        chunker=build_chunker(chunking_params(settings), encoders),
     )
     principal = Principal("bench", ("public",))
     cache = encoders.dense._cache  # noqa: SLF001 -- the shared query cache, reset per scenario

@@ -61,12 +61,12 @@ def main() -> None:
 
     from index.encoders import EncoderParams, Encoders
     from ingest import SourceSpec, SyncOptions
-    from service.cli import encoder_params, load_settings, make_chunker
+    from service.wiring import build_chunker, chunking_params, encoder_params, load_settings
 
     settings = load_settings()
     params: EncoderParams = encoder_params(settings)
     encoders = Encoders.load(params)
-    chunker = make_chunker(settings, encoders)
+    chunker = build_chunker(chunking_params(settings), encoders)
     options = SyncOptions(batch_chunks=args.batch_chunks)
     encoders.dense.encode(["warm up the model"] * 8)
 

@@ -640,7 +640,7 @@ def main() -> int:
     queries = load_queries(args.corpus, 300)
     import torch
 
-    from service.runtime import SERVING_TORCH_THREADS
+    from service.wiring import SERVING_TORCH_THREADS
 
     results: dict[str, Any] = {
         "benchmark": "service",

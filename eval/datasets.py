@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 
 __all__ = ["EvalDataset", "load_dataset", "subset"]
 

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from core.errors import InvalidInputError
 from eval.report import EvalReport
-from index.errors import InvalidInputError
 
 __all__ = ["GateCheck", "GateResult", "gate"]
 

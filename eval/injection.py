@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 
 __all__ = [
     "DEFAULT_DATA",

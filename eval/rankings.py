@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from retrieval.types import Stage
 
 __all__ = ["DocScore", "QueryRankings", "doc_ranking", "ranx_run_dict"]

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 
 __all__ = [
     "REPORT_KIND",

@@ -2,7 +2,7 @@
 
 Open a store with :func:`open_store`; load encoders with :meth:`Encoders.load`.
 
-Names are loaded lazily (PEP 562): importing ``index.errors`` or ``index.schema`` must not pull
+Names are loaded lazily (PEP 562): importing ``core.errors`` or ``index.schema`` must not pull
 in qdrant or numpy, because the assembler depends on the error types and must stay light.
 """
 
@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from index.encoders import Bm25Params, DenseEncoder, EncoderParams, Encoders, SparseEncoder
-    from index.errors import (
+    from core.errors import (
         InvalidInputError,
         ModelNotFoundError,
         RagctxError,
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
         StoreUnavailableError,
         UnknownCollectionError,
     )
+    from index.encoders import Bm25Params, DenseEncoder, EncoderParams, Encoders, SparseEncoder
     from index.schema import DateRange, Filter, MatchAny, MatchValue
     from index.store import Store
 
@@ -53,12 +53,12 @@ _LAZY = {
     "EncoderParams": "index.encoders",
     "Encoders": "index.encoders",
     "SparseEncoder": "index.encoders",
-    "InvalidInputError": "index.errors",
-    "ModelNotFoundError": "index.errors",
-    "RagctxError": "index.errors",
-    "StoreLockedError": "index.errors",
-    "StoreUnavailableError": "index.errors",
-    "UnknownCollectionError": "index.errors",
+    "InvalidInputError": "core.errors",
+    "ModelNotFoundError": "core.errors",
+    "RagctxError": "core.errors",
+    "StoreLockedError": "core.errors",
+    "StoreUnavailableError": "core.errors",
+    "UnknownCollectionError": "core.errors",
     "DateRange": "index.schema",
     "Filter": "index.schema",
     "MatchAny": "index.schema",

@@ -13,7 +13,7 @@ from typing import Any
 from qdrant_client import QdrantClient, models
 from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
 
-from index.errors import RagctxError, StoreUnavailableError, UnknownCollectionError
+from core.errors import RagctxError, StoreUnavailableError, UnknownCollectionError
 from index.schema import (
     ACCESS_FIELDS,
     BM25,

@@ -19,7 +19,7 @@ from typing import IO, Any
 
 import qdrant_edge as qe
 
-from index.errors import (
+from core.errors import (
     RagctxError,
     StoreLockedError,
     StoreUnavailableError,

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import qdrant_edge as qe
 
-from index.errors import ModelNotFoundError
+from core import defaults
+from core.errors import ModelNotFoundError
 from index.schema import SparseVec
 
 log = logging.getLogger(__name__)
@@ -28,10 +29,10 @@ log = logging.getLogger(__name__)
 class Bm25Params:
     """BM25 document-side parameters; stored with a collection, since its vectors depend on them."""
 
-    k: float = 1.2
-    b: float = 0.75
-    avg_len: float = 72.0
-    language: str = "english"
+    k: float = defaults.BM25_K
+    b: float = defaults.BM25_B
+    avg_len: float = defaults.BM25_AVG_LEN
+    language: str = defaults.BM25_LANGUAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,15 +41,15 @@ class EncoderParams:
 
     dense_model: str
     device: str = "cpu"
-    batch_size: int = 64
+    batch_size: int = defaults.DENSE_BATCH_SIZE
     torch_threads: int | None = None
     bm25: Bm25Params = Bm25Params()
     #: ``torch``, ``onnx`` (fp32 export, same vectors) or ``onnx-int8`` (dynamic quantisation).
-    backend: str = "torch"
+    backend: str = defaults.DENSE_BACKEND
     #: Where exported ONNX models are cached, keyed by a hash of the model's files.
     onnx_cache_dir: Path = Path(".ragctx/onnx")
     #: Entries of the query cache (dense embeddings and BM25 query vectors); 0 disables it.
-    query_cache_size: int = 1024
+    query_cache_size: int = defaults.QUERY_CACHE_SIZE
 
 
 class QueryCache:

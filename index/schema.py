@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 
 DENSE = "dense"
 BM25 = "bm25"

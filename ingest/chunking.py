@@ -27,7 +27,8 @@ from llama_index.core.callbacks import CallbackManager
 from llama_index.core.node_parser import MarkdownNodeParser, SentenceSplitter
 from llama_index.core.schema import MetadataMode, TextNode
 
-from index.errors import InvalidInputError
+from core import defaults
+from core.errors import InvalidInputError
 from index.linear_regex import SPACE, compile_linear
 from index.schema import BODY_TOKEN_ENCODINGS, rendered_body
 from ingest.text_spans import halve, match_at, skip_space, split_sentences, strip_span
@@ -53,9 +54,9 @@ _CLOSING_HASHES = compile_linear(rf"{SPACE}+#+{SPACE}*$")
 class ChunkingParams:
     """How to chunk: tokens per chunk (title and heading path included), overlap, encoding."""
 
-    chunk_tokens: int = 200
-    overlap_tokens: int = 30
-    encoding: str = "cl100k_base"
+    chunk_tokens: int = defaults.CHUNK_TOKENS
+    overlap_tokens: int = defaults.CHUNK_OVERLAP
+    encoding: str = defaults.CHUNK_ENCODING
 
     def __post_init__(self) -> None:
         if self.chunk_tokens < _MIN_CHUNK_TOKENS:

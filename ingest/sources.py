@@ -31,8 +31,8 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+from core.errors import InvalidInputError
 from index import linear_regex
-from index.errors import InvalidInputError
 from index.linear_regex import LinearPattern, compile_linear, literal, reason
 from ingest.readers import (
     FileRef,

@@ -38,8 +38,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from core.errors import InvalidInputError
 from index import Encoders, Store
-from index.errors import InvalidInputError
 from index.schema import Filter, MatchValue, PointRecord, point_id
 from ingest.chunking import Chunker
 from ingest.sources import SourceSpec, check_source, read_source, source_name

@@ -34,7 +34,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from index.errors import InvalidInputError, RagctxError
+from core.errors import InvalidInputError, RagctxError
 from service.api.schemas import ContextRequest, ContextResponse, FiltersIn
 
 __all__ = [

@@ -26,7 +26,7 @@ from llama_index.core.postprocessor.types import BaseNodePostprocessor
 from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from pydantic import PrivateAttr
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from ragctx.client import AsyncRagctxClient, ContextResponse, RagctxClient
 from ragctx.items import LLM_METADATA_KEYS, ContextOptions, item_metadata
 

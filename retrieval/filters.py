@@ -7,13 +7,13 @@ a date range) only ever narrow it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from index.errors import InvalidInputError
+from core.errors import ForbiddenError
 from index.schema import PUBLIC_GROUP, DateRange, Filter, MatchAny, MatchValue, matches
 
 
@@ -25,24 +25,31 @@ class Principal:
     groups: tuple[str, ...] = ()
     name: str = ""
 
-    def narrowed(self, groups: tuple[str, ...] | None) -> Principal:
-        """The same principal limited to ``groups``; asking for a group it lacks is an error."""
+    def narrowed(self, groups: Sequence[str] | None) -> Principal:
+        """The same principal limited to ``groups`` (None: all of its own).
+
+        Raises:
+            ForbiddenError: a group the principal lacks (``public`` is everyone's).
+        """
         if groups is None:
             return self
         extra = sorted(set(groups) - set(self.groups) - {PUBLIC_GROUP})
         if extra:
-            raise InvalidInputError(
-                f"groups {extra} are not granted to this key (granted: {sorted(self.groups)}); "
-                "a request may narrow its groups, never widen them",
+            raise ForbiddenError(
+                f"groups {extra} are not granted to key {self.name!r} (granted: "
+                f"{sorted(self.groups)}); a request may narrow its groups, never widen them",
                 field="groups",
-                value=list(groups),
             )
-        return Principal(tenant=self.tenant, groups=tuple(groups), name=self.name)
+        return Principal(tenant=self.tenant, groups=tuple(dict.fromkeys(groups)), name=self.name)
 
 
 @dataclass(frozen=True, slots=True)
 class SearchFilters:
-    """Optional narrowing a request may ask for."""
+    """Optional narrowing a request may ask for, applied in the store with the access filter.
+
+    Built already checked (``service.api.schemas.FiltersIn.search_filters`` for a request);
+    dates are timezone-aware.
+    """
 
     sources: tuple[str, ...] = ()
     exclude_sources: tuple[str, ...] = ()
@@ -50,84 +57,6 @@ class SearchFilters:
     exclude_doc_ids: tuple[str, ...] = ()
     updated_after: datetime | None = None
     updated_before: datetime | None = None
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, Any] | None) -> SearchFilters:
-        """Build from a JSON-like mapping; a wrong type or a bad date names the field."""
-        if raw is None:
-            return cls()
-        if not isinstance(raw, Mapping):
-            raise InvalidInputError(
-                f"filters must be an object, got {type(raw).__name__}", field="filters", value=raw
-            )
-        allowed = {
-            "sources",
-            "exclude_sources",
-            "tags",
-            "exclude_doc_ids",
-            "updated_after",
-            "updated_before",
-        }
-        unknown = sorted(set(raw) - allowed)
-        if unknown:
-            raise InvalidInputError(
-                f"unknown filter field(s) {unknown}; allowed: {sorted(allowed)}",
-                field=f"filters.{unknown[0]}",
-                value=unknown,
-            )
-        after, before = _date(raw, "updated_after"), _date(raw, "updated_before")
-        if after is not None and before is not None and after > before:
-            raise InvalidInputError(
-                f"filters.updated_after ({after.isoformat()}) is later than "
-                f"filters.updated_before ({before.isoformat()}); swap or widen them",
-                field="filters.updated_after",
-                value=raw.get("updated_after"),
-            )
-        return cls(
-            sources=_strings(raw, "sources"),
-            exclude_sources=_strings(raw, "exclude_sources"),
-            tags=_strings(raw, "tags"),
-            exclude_doc_ids=_strings(raw, "exclude_doc_ids"),
-            updated_after=after,
-            updated_before=before,
-        )
-
-
-def _strings(raw: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    value = raw.get(key)
-    if value is None:
-        return ()
-    if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
-        raise InvalidInputError(
-            f"filters.{key} must be a list of strings, got {value!r}",
-            field=f"filters.{key}",
-            value=value,
-        )
-    return tuple(value)
-
-
-def _date(raw: Mapping[str, Any], key: str) -> datetime | None:
-    value = raw.get(key)
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        when = value
-    elif isinstance(value, str):
-        try:
-            when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError as err:
-            raise InvalidInputError(
-                f"filters.{key} is not an ISO 8601 date: {value!r}; use e.g. 2026-01-01T00:00:00Z",
-                field=f"filters.{key}",
-                value=value,
-            ) from err
-    else:
-        raise InvalidInputError(
-            f"filters.{key} must be an ISO 8601 string, got {value!r}",
-            field=f"filters.{key}",
-            value=value,
-        )
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def access_filter(principal: Principal, filters: SearchFilters = SearchFilters()) -> Filter:

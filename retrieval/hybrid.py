@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from core import defaults
+from core.errors import InvalidInputError
 from index import Encoders, Store
-from index.errors import InvalidInputError
 from index.schema import Filter, HybridQuery, MatchAny, StoredPoint
 from retrieval.filters import (
     Principal,
@@ -28,12 +29,12 @@ log = logging.getLogger(__name__)
 class RetrievalParams:
     """Leg limits, fusion and rerank depth. ``top_k`` is how many fused candidates come back."""
 
-    dense_limit: int = 100
-    bm25_limit: int = 100
-    rrf_k: int = 60
-    top_k: int = 50
+    dense_limit: int = defaults.DENSE_LIMIT
+    bm25_limit: int = defaults.BM25_LIMIT
+    rrf_k: int = defaults.RRF_K
+    top_k: int = defaults.TOP_K
     rerank: RerankParams = RerankParams()
-    max_query_chars: int = 2_000
+    max_query_chars: int = defaults.MAX_QUERY_CHARS
     with_vectors: bool = False
 
 
@@ -85,7 +86,6 @@ def search(
     encoders: Encoders,
     reranker: Reranker | None = None,
     params: RetrievalParams = RetrievalParams(),
-    build_filter: Callable[[Principal, SearchFilters], Filter] = access_filter,
 ) -> Retrieved:
     """Retrieve candidates for ``query`` that ``principal`` may see.
 
@@ -105,7 +105,6 @@ def search(
         encoders: the encoders the collection was built with.
         reranker: a cross-encoder, or None to skip the stage.
         params: limits, RRF k, rerank depth and mode.
-        build_filter: the access filter builder (replaced only by tests of the second lock).
 
     Returns:
         Candidates in final order with per-stage ranks/scores, stage traces and timings.
@@ -129,7 +128,7 @@ def search(
         HybridQuery(
             dense=dense_vec,
             sparse=sparse_vec,
-            filter=build_filter(principal, filters),
+            filter=access_filter(principal, filters),
             dense_limit=params.dense_limit,
             sparse_limit=params.bm25_limit,
             rrf_k=params.rrf_k,
@@ -325,6 +324,7 @@ def candidate_from_point(
 def fetch_documents(
     doc_ids: Sequence[str],
     principal: Principal,
+    filters: SearchFilters | None = None,
     *,
     collection: str,
     store: Store,
@@ -332,12 +332,14 @@ def fetch_documents(
 ) -> list[Candidate]:
     """Every chunk of ``doc_ids`` the principal may see (pinned documents), in document order.
 
-    The same access filter as ``search`` applies: a pinned id the caller may not see yields
-    nothing.
+    The same access filter as ``search`` applies, the request's narrowing included: a pinned id
+    the caller may not see, or has filtered out, yields nothing.
     """
     if not doc_ids:
         return []
-    flt = access_filter(principal).and_(Filter(must=(MatchAny("doc_id", tuple(doc_ids)),)))
+    flt = access_filter(principal, filters or SearchFilters()).and_(
+        Filter(must=(MatchAny("doc_id", tuple(doc_ids)),))
+    )
     points = list(store.scroll(collection, flt))
     if with_vectors and points:
         points = store.retrieve(collection, [p.id for p in points], with_vectors=True)

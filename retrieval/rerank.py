@@ -15,7 +15,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from index.errors import InvalidInputError, ModelNotFoundError
+from core import defaults
+from core.errors import InvalidInputError, ModelNotFoundError
 
 log = logging.getLogger(__name__)
 
@@ -62,12 +63,12 @@ class RerankParams:
     budget plus one batch. The candidates not reached keep their hybrid order below.
     """
 
-    top_n: int = 50
+    top_n: int = defaults.RERANK_TOP_N
     mode: RerankMode = RerankMode.FUSE
     weight: float = 1.0
-    k: int = 60
-    batch_size: int = 32
-    budget_ms: float = 0.0
+    k: int = defaults.RRF_K
+    batch_size: int = defaults.RERANK_BATCH_SIZE
+    budget_ms: float = defaults.RERANK_BUDGET_MS
 
 
 class CrossEncoderReranker:
@@ -100,11 +101,11 @@ class CrossEncoderReranker:
         cls,
         model: str,
         *,
-        max_length: int = 512,
-        batch_size: int = 32,
+        max_length: int = defaults.RERANK_MAX_LENGTH,
+        batch_size: int = defaults.RERANK_BATCH_SIZE,
         device: str = "cpu",
         trained: bool = True,
-        backend: str = "torch",
+        backend: str = defaults.RERANK_BACKEND,
         onnx_cache_dir: Path = Path(".ragctx/onnx"),
         threads: int | None = None,
     ) -> CrossEncoderReranker:

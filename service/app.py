@@ -15,41 +15,30 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from fastapi import FastAPI
 
-from ingest import ChunkingParams
 from service.api.errors import install_error_handlers
 from service.api.middleware import BodyLimitMiddleware, ObserveMiddleware
 from service.api.routes import admin, context, health, traces
-from service.auth import KeyRing
 from service.handoff import remove_server_file, write_server_file
-from service.ingest_roots import resolve_roots
 from service.jobs import Job, JobRunner
 from service.mcp import mount_http
-from service.runtime import (
-    Gate,
-    ModelLoader,
-    PolicyBook,
-    Runtime,
-    load_models,
-    open_serving_store,
-    start_trace_writer,
-)
+from service.runtime import ModelLoader
 from service.settings import Settings
 from service.telemetry import build_telemetry
+from service.wiring import (
+    apply_process_settings,
+    build_runtime,
+    chunking_params,
+    key_ring,
+    load_models,
+    open_serving_store,
+)
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "1.2.0"
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
-
-
-def max_body_bytes(settings: Settings) -> int:
-    """The request body limit (``RAGCTX_MAX_BODY_BYTES``)."""
-    value: Any = getattr(settings, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
-    return int(value)
 
 
 def server_url(settings: Settings) -> str:
@@ -73,6 +62,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
     Returns:
         The FastAPI app; its lifespan owns the store.
     """
+    apply_process_settings(settings)
     telemetry = build_telemetry(settings.otel_exporter)
 
     @asynccontextmanager
@@ -80,16 +70,9 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
         store = open_serving_store(settings)
         handoff = settings.qdrant_url is None
         try:
-            runtime = Runtime(
-                settings=settings,
-                telemetry=telemetry,
-                store=store,
-                keys=KeyRing(settings.keys_file),
-                policies=PolicyBook(settings.policy_dir),
-                gate=Gate(settings.max_concurrency),
-                ingest_roots=resolve_roots(settings.ingest_roots),
+            runtime = build_runtime(
+                settings, store=store, telemetry=telemetry, keys=key_ring(settings)
             )
-            runtime.policies.get(settings.default_policy)  # the default must exist
 
             def finished(job: Job) -> None:
                 telemetry.metrics.jobs.labels(state=job.state.value).inc()
@@ -97,14 +80,9 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
             runtime.jobs = JobRunner(
                 store=store,
                 encoders=lambda: runtime.require_models().encoders,
-                chunking=ChunkingParams(
-                    chunk_tokens=settings.chunk_tokens,
-                    overlap_tokens=settings.chunk_overlap,
-                    encoding=settings.chunk_encoding,
-                ),
+                chunking=chunking_params(settings),
                 on_finished=finished,
             )
-            runtime.traces = start_trace_writer(settings, telemetry)
             app.state.runtime = runtime
             runtime.load_models_in_background(model_loader)
             if handoff:
@@ -146,6 +124,6 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
     app.include_router(traces.router)
     mcp = mount_http(app)  # MCP (streamable HTTP) at /mcp, same keys as the API
     # The last added is the outermost: the observer sees every API answer, a 413 included.
-    app.add_middleware(BodyLimitMiddleware, max_bytes=max_body_bytes(settings))
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(ObserveMiddleware, telemetry=telemetry)
     return app

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from index.errors import InvalidInputError, RagctxError
+from core.errors import InvalidInputError, RagctxError
 from retrieval.filters import Principal
 
 log = logging.getLogger(__name__)

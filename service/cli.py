@@ -10,22 +10,25 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from index.errors import (
+from core.errors import (
     InvalidInputError,
     RagctxError,
     StoreLockedError,
     UnknownCollectionError,
 )
+from service import wiring
+from service.cli_common import err_console, out_console, setup_logging, split_values
 from service.settings import Settings
+from service.wiring import chunking_params, load_encoders, load_settings, opened_store, sync_options
+
+if TYPE_CHECKING:
+    from ingest import SourceSpec, SyncOptions, SyncReport
 
 app = typer.Typer(
     name="ragctx",
@@ -34,8 +37,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-err_console = Console(stderr=True)
-out_console = Console()
 log = logging.getLogger("ragctx")
 
 
@@ -48,12 +49,9 @@ def main() -> None:
             sys.exit(code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except (InvalidInputError, UnknownCollectionError) as err:
-        err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
-        sys.exit(2)
     except RagctxError as err:
         err_console.print(f"[red]error:[/red] {err}", highlight=False, soft_wrap=True)
-        sys.exit(1)
+        sys.exit(err.exit_code)
     except Exception as err:
         # usage errors from click (typer vendors its own copy, so match by shape)
         show, exit_code = getattr(err, "show", None), getattr(err, "exit_code", None)
@@ -63,89 +61,6 @@ def main() -> None:
         if type(err).__name__ == "Abort":
             sys.exit(130)
         raise
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and ``ragctx.toml``; bad values are usage errors."""
-    from pydantic import ValidationError
-
-    try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
-    except ValidationError as err:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in err.errors()
-        )
-        raise InvalidInputError(
-            f"invalid settings ({problems}); fix the RAGCTX_* variable or ragctx.toml key"
-        ) from err
-
-
-def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        stream=sys.stderr,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
-
-
-@contextmanager
-def open_configured_store(settings: Settings, *, owner: str) -> Iterator[Any]:
-    """The store the settings name, closed on exit."""
-    from index import StoreParams, open_store
-
-    api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-    store = open_store(
-        StoreParams(path=settings.qdrant_path, url=settings.qdrant_url, api_key=api_key),
-        owner=owner,
-    )
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def encoder_params(settings: Settings) -> Any:
-    """The encoders' parameters from settings."""
-    from index.encoders import Bm25Params, EncoderParams
-
-    return EncoderParams(
-        dense_model=settings.dense_model,
-        device=settings.device,
-        batch_size=settings.dense_batch_size,
-        torch_threads=settings.torch_threads,
-        backend=settings.dense_backend,
-        onnx_cache_dir=settings.onnx_cache_dir,
-        query_cache_size=settings.query_cache_size,
-        bm25=Bm25Params(
-            k=settings.bm25_k,
-            b=settings.bm25_b,
-            avg_len=settings.bm25_avg_len,
-            language=settings.bm25_language,
-        ),
-    )
-
-
-def make_chunker(settings: Settings, encoders: Any) -> Any:
-    """The chunker the settings describe, guarded by the dense model's input limit."""
-    from ingest import Chunker, ChunkingParams
-
-    return Chunker(
-        ChunkingParams(
-            chunk_tokens=settings.chunk_tokens,
-            overlap_tokens=settings.chunk_overlap,
-            encoding=settings.chunk_encoding,
-        ),
-        max_model_tokens=encoders.dense.max_tokens,
-        model_token_count=encoders.dense.count_tokens,
-    )
-
-
-def _split(values: list[str] | None) -> tuple[str, ...]:
-    """Accept repeated flags and comma-separated values alike."""
-    out: list[str] = []
-    for v in values or []:
-        out.extend(x.strip() for x in v.split(",") if x.strip())
-    return tuple(out)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -212,10 +127,10 @@ def ingest(
     When a running `ragctx serve` holds the embedded store, the job is handed to it (admin key)
     and followed with the same progress bars.
     """
-    from ingest import Partition, SourceSpec, SyncOptions
+    from ingest import Partition, SourceSpec
     from ingest.sources import FieldMapping
 
-    _setup_logging(verbose)
+    setup_logging(verbose)
     settings = load_settings(collection=collection)
     fields = FieldMapping(
         id=field_id,
@@ -234,11 +149,11 @@ def ingest(
         SourceSpec(
             path=path,
             name=source_name,
-            include=_split(include),
-            exclude=_split(exclude),
+            include=split_values(include),
+            exclude=split_values(exclude),
             tenant=tenant or settings.default_tenant,
-            groups=_split(groups) or tuple(settings.default_groups),
-            tags=_split(tags),
+            groups=split_values(groups) or tuple(settings.default_groups),
+            tags=split_values(tags),
             fields=fields,
             kind=kind,
             tenant_from_records=tenant_from_records,
@@ -252,15 +167,11 @@ def ingest(
                 field="source",
                 value=str(spec.path),
             )
-    options = SyncOptions(
+    options = sync_options(
+        settings,
         dry_run=dry_run,
         partition=Partition.parse(partition) if partition else None,
-        max_doc_chars=settings.max_doc_chars,
-        max_doc_bytes=settings.max_doc_bytes,
-        optimize_threshold=settings.optimize_threshold,
         allow_mass_delete=allow_mass_delete,
-        mass_delete_fraction=settings.mass_delete_fraction,
-        mass_delete_min_docs=settings.mass_delete_min_docs,
     )
     show = progress and not as_json
     try:
@@ -286,13 +197,14 @@ def ingest(
         raise typer.Exit(1)
 
 
-def _run_sync(settings: Settings, specs: list[Any], options: Any, *, show_progress: bool) -> Any:
-    from index import Encoders
+def _run_sync(
+    settings: Settings, specs: list[SourceSpec], options: SyncOptions, *, show_progress: bool
+) -> SyncReport:
     from ingest import sync
 
-    with open_configured_store(settings, owner="ragctx ingest") as store:
-        encoders = Encoders.load(encoder_params(settings))
-        chunker = make_chunker(settings, encoders)
+    with opened_store(settings, owner="ragctx ingest") as store:
+        encoders = load_encoders(settings)
+        chunker = wiring.build_chunker(chunking_params(settings), encoders)
         if not show_progress:
             return sync(
                 specs,
@@ -392,7 +304,7 @@ def stats(
     from ingest import stats as collection_stats
 
     settings = load_settings(collection=collection)
-    with open_configured_store(settings, owner="ragctx stats") as store:
+    with opened_store(settings, owner="ragctx stats") as store:
         result = collection_stats(store, settings.collection).to_dict()
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
@@ -417,7 +329,7 @@ def optimize(
     import time
 
     settings = load_settings(collection=collection)
-    with open_configured_store(settings, owner="ragctx optimize") as store:
+    with opened_store(settings, owner="ragctx optimize") as store:
         if not store.has_collection(settings.collection):
             raise UnknownCollectionError(settings.collection, available=store.collections())
         started = time.perf_counter()

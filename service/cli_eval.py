@@ -24,8 +24,7 @@ from typer import _click
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
-    from eval import EvalParams, EvalReport, GateResult, JudgeParams
-    from retrieval.rerank import Reranker
+    from eval import EvalParams, EvalReport, GateResult
     from service.settings import Settings
 
 err_console = Console(stderr=True)
@@ -86,9 +85,10 @@ def run_command(
 ) -> None:
     """Ingest DATASET incrementally, run every test query, score each stage, file a report."""
     from eval import DocScore, load_dataset, write_run
-    from service.cli import _setup_logging, load_settings
+    from service.cli_common import setup_logging
+    from service.wiring import load_settings
 
-    _setup_logging(verbose)
+    setup_logging(verbose)
     settings = load_settings()
     data = load_dataset(dataset, name=name, split=split)
     params = eval_params(
@@ -133,8 +133,8 @@ def gate_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Exit 1 when a metric of a stage dropped significantly by more than --max-drop."""
+    from core.errors import InvalidInputError
     from eval import gate, latest_run, load_report
-    from index.errors import InvalidInputError
 
     base = load_report(baseline)
     if current is None:
@@ -234,22 +234,16 @@ def eval_params(
 ) -> EvalParams:
     """Evaluation parameters from settings: the service's own retrieval parameters, unless
     ``leg_limit`` overrides both leg limits for this run."""
+    from dataclasses import replace
+
+    from core.defaults import TOP_K
     from eval import DocScore, EvalParams
     from ingest import SyncOptions
-    from retrieval.hybrid import RetrievalParams
-    from retrieval.rerank import RerankParams
+    from service.wiring import judge_params, retrieval_params
 
-    retrieval = RetrievalParams(
-        dense_limit=settings.dense_limit if leg_limit is None else leg_limit,
-        bm25_limit=settings.bm25_limit if leg_limit is None else leg_limit,
-        rrf_k=settings.rrf_k,
-        rerank=RerankParams(
-            top_n=settings.rerank_top_n,
-            batch_size=settings.rerank_batch_size,
-            budget_ms=settings.rerank_budget_ms,
-        ),
-        max_query_chars=settings.max_query_chars,
-    )
+    retrieval = retrieval_params(settings, top_k=TOP_K)
+    if leg_limit is not None:
+        retrieval = replace(retrieval, dense_limit=leg_limit, bm25_limit=leg_limit)
     recorded = settings.model_dump(mode="json", exclude={"qdrant_api_key", "judge_api_key"})
     return EvalParams(
         retrieval=retrieval,
@@ -260,43 +254,6 @@ def eval_params(
         judge=judge_params(settings),
         settings=recorded,
     )
-
-
-def judge_params(settings: Settings) -> JudgeParams | None:
-    """The LLM judge, when settings name an endpoint and a model (``judge_url``,
-    ``judge_model``, optional ``judge_api_key``); None otherwise."""
-    from eval import JudgeParams
-
-    url = getattr(settings, "judge_url", None)
-    model = getattr(settings, "judge_model", None)
-    if not url or not model:
-        return None
-    key: Any = getattr(settings, "judge_api_key", None)
-    secret = key.get_secret_value() if hasattr(key, "get_secret_value") else key
-    return JudgeParams(base_url=str(url), model=str(model), api_key=secret or None)
-
-
-def load_reranker(settings: Settings) -> tuple[Reranker | None, str]:
-    """The trained reranker the settings configure, or None and why the stage is inactive."""
-    if not settings.rerank_model:
-        return None, "no reranker configured (rerank_model is empty)"
-    if not settings.rerank_trained:
-        return None, (
-            f"reranker {settings.rerank_model!r} is marked untrained (rerank_trained=false); "
-            "not measured"
-        )
-    from retrieval.rerank import CrossEncoderReranker
-
-    return CrossEncoderReranker.load(
-        settings.rerank_model,
-        max_length=settings.rerank_max_length,
-        batch_size=settings.rerank_batch_size,
-        device=settings.device,
-        backend=settings.rerank_backend,
-        onnx_cache_dir=settings.onnx_cache_dir,
-        threads=settings.torch_threads,
-        trained=True,
-    ), ""
 
 
 def _context_scorer(settings: Settings) -> Any:
@@ -324,14 +281,14 @@ def _evaluate(settings: Settings, data: Any, params: EvalParams, *, show_progres
     from dataclasses import replace
 
     from eval import run
-    from index import Encoders
-    from service.cli import encoder_params, make_chunker, open_configured_store
+    from service import wiring
 
-    with open_configured_store(settings, owner="ragctx eval") as store:
-        encoders = Encoders.load(encoder_params(settings))
-        chunker = make_chunker(settings, encoders)
-        reranker, why = load_reranker(settings)
-        params = replace(params, rerank_note=why)
+    with wiring.opened_store(settings, owner="ragctx eval") as store:
+        encoders = wiring.load_encoders(settings)
+        chunker = wiring.build_chunker(wiring.chunking_params(settings), encoders)
+        choice = wiring.measured_reranker(settings)
+        reranker = choice.reranker
+        params = replace(params, rerank_note=choice.note)
         scorer = _context_scorer(settings)
         if not show_progress:
             return run(

@@ -14,20 +14,19 @@ from service.errors import AuthError
 
 def mcp() -> None:
     """Serve MCP tools (get_context, search, list_collections, describe_policy) on stdio."""
-    from service.auth import KeyRing
-    from service.cli import _setup_logging, load_settings, open_configured_store
+    from service.cli_common import setup_logging
     from service.mcp import serve_stdio
-    from service.runtime import Gate, PolicyBook, Runtime, load_models
     from service.telemetry import build_telemetry
+    from service.wiring import build_runtime, key_ring, load_models, load_settings, opened_store
 
-    _setup_logging(False)
+    setup_logging(False)
     settings = load_settings()
     if settings.api_key is None:
         raise AuthError(
             "RAGCTX_API_KEY is not set; `ragctx mcp` acts as one API key: set it in the MCP "
             "host's server configuration (`env`), e.g. a key from `ragctx keys add`"
         )
-    keys = KeyRing(settings.keys_file)
+    keys = key_ring(settings)
     grant = keys.verify(settings.api_key.get_secret_value())
     if grant is None:
         raise AuthError(
@@ -35,17 +34,14 @@ def mcp() -> None:
             "the key or create one with `ragctx keys add`"
         )
     telemetry = build_telemetry(settings.otel_exporter)
-    policies = PolicyBook(settings.policy_dir)
-    policies.get(settings.default_policy)  # the default must exist, as for `ragctx serve`
-    with open_configured_store(settings, owner="ragctx mcp") as store:
-        runtime = Runtime(
-            settings=settings,
-            telemetry=telemetry,
+    with opened_store(settings, owner="ragctx mcp") as store:
+        runtime = build_runtime(
+            settings,
             store=store,
+            telemetry=telemetry,
             keys=keys,
-            policies=policies,
-            gate=Gate(settings.max_concurrency),
             models=load_models(settings),
+            traces=False,
         )
         try:
             serve_stdio(runtime, grant)

@@ -35,12 +35,12 @@ def query(
     """Retrieve and assemble context for a question; print the context, packed and dropped."""
     from pydantic import ValidationError
 
-    from index.errors import InvalidInputError
+    from core.errors import InvalidInputError, validation_message
     from service.api.schemas import ContextRequest
-    from service.cli import _split, load_settings, open_configured_store
+    from service.cli_common import split_values
     from service.context import prepare, run_pipeline
-    from service.runtime import Gate, PolicyBook, Runtime, load_models, start_trace_writer
     from service.telemetry import build_telemetry
+    from service.wiring import build_runtime, load_models, load_settings, opened_store
 
     settings = load_settings(collection=collection)
     try:
@@ -56,35 +56,26 @@ def query(
             }
         )
     except ValidationError as err:
-        first = err.errors()[0]
-        field = ".".join(str(p) for p in first["loc"])
-        raise InvalidInputError(f"{field}: {first['msg']}", field=field) from err
+        raise InvalidInputError(validation_message(err)) from err
     grant = ApiKey(
         id="cli",
         sha256="",
         tenant=tenant or settings.default_tenant,
-        groups=_split(groups) or tuple(settings.default_groups),
+        groups=split_values(groups) or tuple(settings.default_groups),
     )
     telemetry = build_telemetry("none")
-    with open_configured_store(settings, owner="ragctx query") as store:
-        runtime = Runtime(
-            settings=settings,
-            telemetry=telemetry,
-            store=store,
-            keys=None,
-            policies=PolicyBook(settings.policy_dir),
-            gate=Gate(1),
-            models=load_models(settings),
-            traces=start_trace_writer(settings, telemetry),
+    with opened_store(settings, owner="ragctx query") as store:
+        runtime = build_runtime(
+            settings, store=store, telemetry=telemetry, keys=None, models=load_models(settings)
         )
         try:
-            answer = run_pipeline(prepare(body, grant, runtime), runtime, None)
+            answer = run_pipeline(prepare(body, grant, runtime), runtime)
         finally:
             if runtime.traces is not None:  # the one trace is written before the CLI exits
                 runtime.traces.close()
                 runtime.traces.store.close()
     telemetry.shutdown()
-    data: dict[str, Any] = answer.model_dump(mode="json", exclude_none=True)
+    data: dict[str, Any] = answer.response.model_dump(mode="json", exclude_none=True)
     if as_json:
         sys.stdout.write(json.dumps(data) + "\n")
         return

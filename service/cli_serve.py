@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -44,11 +44,10 @@ def preflight(settings: Settings) -> None:
         PolicyError: a policy file is invalid.
         UnknownPolicyError: the default policy is not in the policy folder.
     """
-    from service.auth import KeyRing
-    from service.runtime import PolicyBook, open_serving_store
+    from service.wiring import key_ring, open_serving_store, policy_book
 
-    refuse_demo_keys_off_loopback(settings.host, KeyRing(settings.keys_file).keys())
-    PolicyBook(settings.policy_dir).get(settings.default_policy)
+    refuse_demo_keys_off_loopback(settings.host, key_ring(settings).keys())
+    policy_book(settings)
     open_serving_store(settings).close()
 
 
@@ -84,8 +83,8 @@ def serve(
     import uvicorn
 
     from service.app import create_app
-    from service.cli import load_settings
     from service.telemetry import configure_logging
+    from service.wiring import load_settings
 
     settings = load_settings(host=host, port=port)
     log_writer = configure_logging(json_logs=settings.log_json)
@@ -140,7 +139,7 @@ def keys_add(
 ) -> None:
     """Create a key, store its sha256 in the keys file, and print the key once."""
     from service.auth import add_key, parse_expiry
-    from service.cli import load_settings
+    from service.wiring import load_settings
 
     path = keys_file if keys_file is not None else load_settings().keys_file
     group_list = tuple(g.strip() for v in groups or [] for g in v.split(",") if g.strip())
@@ -195,7 +194,7 @@ def keys_list(
 ) -> None:
     """List the keys' ids and grants (never the keys, which are not stored)."""
     from service.auth import load_keys
-    from service.cli import load_settings
+    from service.wiring import load_settings
 
     path = keys_file if keys_file is not None else load_settings().keys_file
     grants = sorted(load_keys(path).values(), key=lambda g: g.id)
@@ -234,7 +233,7 @@ def keys_revoke(
 ) -> None:
     """Remove a key from the keys file; a running server refuses it from its next request."""
     from service.auth import revoke_key
-    from service.cli import load_settings
+    from service.wiring import load_settings
 
     path = keys_file if keys_file is not None else load_settings().keys_file
     grant = revoke_key(path, key_id)

@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from service.errors import TracesUnavailableError
 
 if TYPE_CHECKING:
@@ -47,8 +47,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 def _open(db: str | None) -> Iterator[TraceStore]:
     from sqlalchemy.exc import SQLAlchemyError
 
-    from service.cli import load_settings
-    from service.runtime import trace_db_url, trace_store
+    from service.wiring import load_settings, trace_db_url, trace_store
 
     settings = load_settings(trace_db=db)
     try:
@@ -140,7 +139,7 @@ def purge(
     db: DbOpt = None,
 ) -> None:
     """Delete traces (and their feedback) older than a number of days."""
-    from service.cli import load_settings
+    from service.wiring import load_settings
 
     days = older_than if older_than is not None else load_settings().trace_retention_days
     if days < 0:

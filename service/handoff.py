@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from index.errors import InvalidInputError, RagctxError, StoreUnavailableError
+from core.errors import InvalidInputError, RagctxError, StoreUnavailableError
 from ingest import SourceSpec, SyncOptions, SyncReport
 from ingest.types import InputProblem
 

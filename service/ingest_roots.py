@@ -15,7 +15,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from service.errors import ForbiddenError
 
 SETTING = "RAGCTX_INGEST_ROOTS"

@@ -20,11 +20,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from core.errors import RagctxError
 from index import Encoders, Store
-from index.errors import RagctxError
-from ingest import Chunker, ChunkingParams, SourceSpec, SyncOptions, sync
+from ingest import ChunkingParams, SourceSpec, SyncOptions, sync
 from ingest.sources import count_source_files
 from service.errors import OverloadedError
+from service.wiring import build_chunker
 
 log = logging.getLogger(__name__)
 
@@ -224,11 +225,7 @@ class JobRunner:
                 job.check()
             job.files_total = sum(count_source_files(s) for s in job.specs)
             encoders = self._encoders()
-            chunker = Chunker(
-                self._chunking,
-                max_model_tokens=encoders.dense.max_tokens,
-                model_token_count=encoders.dense.count_tokens,
-            )
+            chunker = build_chunker(self._chunking, encoders)
             report = sync(
                 list(job.specs),
                 collection=job.collection,

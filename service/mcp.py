@@ -37,16 +37,17 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from index.errors import RagctxError
+from core.errors import RagctxError
 from retrieval.filters import access_filter
 from retrieval.hybrid import fetch_documents, search
 from service import audit
-from service.api.errors import error_code, error_response, public_message, validation_problems
+from service.api.errors import error_response, validation_problems
 from service.api.schemas import ContextRequest, ContextResponse, HitOut
 from service.audit import AuditRecord
 from service.auth import ApiKey
-from service.context import Prepared, answer_json, prepare, retrieval_params
+from service.context import Prepared, audit_answer, audit_request, prepare, run_pipeline
 from service.runtime import Runtime
+from service.wiring import retrieval_params
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +168,9 @@ def _validated(model: type[M], arguments: Mapping[str, Any]) -> M:
 
 
 def _failure(err: RagctxError) -> ToolFailure:
-    status, code, field = error_code(err)
     return ToolFailure(
-        {"error": {"code": code, "message": public_message(err), "field": field}}, status=status
+        {"error": {"code": err.error_code, "message": err.public_message(), "field": err.field}},
+        status=err.http_status,
     )
 
 
@@ -256,8 +257,11 @@ def build_server(runtime_of: RuntimeOf, grant_of: GrantOf) -> MCPServer:
         runtime, grant = runtime_of(), await caller(ctx, record)
         body = _validated(ContextRequest, arguments)
         prepared = prepare(body, grant, runtime)
+        audit_request(record, prepared, include_text=runtime.settings.audit_include_text)
         runtime.require_models()
-        return await _in_worker(runtime, partial(answer_json, prepared, runtime, record))
+        answer = await _in_worker(runtime, partial(run_pipeline, prepared, runtime, route="mcp"))
+        audit_answer(record, answer)
+        return answer.response.model_dump_json().encode()
 
     async def search_tool(
         ctx: Context, arguments: dict[str, Any], record: AuditRecord
@@ -512,10 +516,12 @@ class _KeyRequired:
             try:
                 await get_key(Request(scope))
             except RagctxError as err:
-                status, code, field = error_code(err)
-                headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
                 response = error_response(
-                    status, code, public_message(err), field=field, headers=headers
+                    err.http_status,
+                    err.error_code,
+                    err.public_message(),
+                    field=err.field,
+                    headers=dict(err.http_headers),
                 )
                 await response(scope, receive, send)
                 return

@@ -13,22 +13,22 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from anyio import CapacityLimiter
 
-from index import Encoders, Store, StoreParams, open_store
-from index.errors import RagctxError, StoreUnavailableError
+from core.errors import RagctxError
+from index import Encoders, Store
 from retrieval.rerank import Reranker
 from service.auth import KeyRing
 from service.errors import NotReadyError, OverloadedError, UnknownPolicyError
 from service.settings import Settings
 from service.telemetry import Telemetry
-from service.traces import TraceRecord, TraceStore, TraceWriter, default_url
+from service.traces import TraceWriter
 
 if TYPE_CHECKING:
     from assembler.policy import LoadedPolicy
@@ -37,8 +37,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SERVER_OWNER = "ragctx serve"
-SERVING_TORCH_THREADS = 1
 GC_YOUNG_THRESHOLD = 10_000  # net container allocations between young collections (default 700)
 
 
@@ -53,35 +51,6 @@ class Models:
 ModelLoader = Callable[[Settings], Models]
 
 
-def load_models(settings: Settings) -> Models:
-    """Load the encoders and the reranker the settings name, and warm them up once."""
-    from retrieval.rerank import CrossEncoderReranker
-    from service.cli import encoder_params
-
-    params = encoder_params(settings)
-    if params.torch_threads is None:
-        # One intra-op thread unless configured: a server runs requests side by side, and
-        # torch threads spinning on a busy CPU make one short query 10x slower.
-        params = replace(params, torch_threads=SERVING_TORCH_THREADS)
-    encoders = Encoders.load(params)
-    encoders.dense.encode(["warm up"])
-    reranker: Reranker | None = None
-    if settings.rerank_model is not None:
-        reranker = CrossEncoderReranker.load(
-            settings.rerank_model,
-            max_length=settings.rerank_max_length,
-            batch_size=settings.rerank_batch_size,
-            device=settings.device,
-            backend=settings.rerank_backend,
-            onnx_cache_dir=settings.onnx_cache_dir,
-            threads=params.torch_threads,
-            trained=settings.rerank_trained,
-        )
-        reranker.score("warm up", ["warm up"])
-    settle_heap()
-    return Models(encoders=encoders, reranker=reranker)
-
-
 def settle_heap() -> None:
     """Tune the cyclic garbage collector for serving, once the models are in.
 
@@ -94,42 +63,6 @@ def settle_heap() -> None:
     gc.freeze()
     _, older, oldest = gc.get_threshold()
     gc.set_threshold(GC_YOUNG_THRESHOLD, older, oldest)
-
-
-def open_serving_store(settings: Settings) -> Store:
-    """Open the store for serving: it must exist and hold the default collection.
-
-    Raises:
-        StoreUnavailableError: the folder is missing, locked by another process, unreachable,
-            or lacks the default collection.
-    """
-    api_key = settings.qdrant_api_key.get_secret_value() if settings.qdrant_api_key else None
-    if settings.qdrant_url is None and not settings.qdrant_path.is_dir():
-        raise StoreUnavailableError(
-            f"the embedded store {str(settings.qdrant_path)!r} does not exist; ingest first "
-            f"(`ragctx ingest data/docs --collection {settings.collection}`) or point "
-            "RAGCTX_QDRANT_PATH at an existing store"
-        )
-    store = open_store(
-        StoreParams(path=settings.qdrant_path, url=settings.qdrant_url, api_key=api_key),
-        owner=f"{SERVER_OWNER} (port {settings.port})",
-    )
-    try:
-        names = store.collections()
-        if settings.collection not in names:
-            where = settings.qdrant_url or str(settings.qdrant_path)
-            raise StoreUnavailableError(
-                f"the store {where!r} has no collection {settings.collection!r} (it holds: "
-                f"{', '.join(names) or 'none'}); ingest first (`ragctx ingest SOURCE "
-                f"--collection {settings.collection}`) or set RAGCTX_COLLECTION"
-            )
-        for name in names:
-            # Open every shard now: lazy opening from two request threads at once would race.
-            store.count(name)
-    except BaseException:
-        store.close()
-        raise
-    return store
 
 
 class PolicyBook:
@@ -296,56 +229,3 @@ class Runtime:
         thread = threading.Thread(target=run, name="ragctx-load-models", daemon=True)
         thread.start()
         return thread
-
-
-def trace_store(settings: Settings) -> TraceStore:
-    """The trace database of ``settings``, migrated to the newest schema.
-
-    RAGCTX_TRACE_DB unset: ``traces.sqlite3`` in the data folder (next to the embedded store).
-    """
-    store = TraceStore(trace_db_url(settings), store_text=settings.trace_text)
-    try:
-        store.upgrade()
-    except BaseException:
-        store.close()
-        raise
-    return store
-
-
-def trace_db_url(settings: Settings) -> str:
-    """RAGCTX_TRACE_DB, or the SQLite file next to the store folder when it is unset."""
-    return settings.trace_db or default_url(settings.qdrant_path.resolve().parent)
-
-
-def start_trace_writer(settings: Settings, telemetry: Telemetry) -> TraceWriter | None:
-    """The writer thread recording answers, or None when traces are off.
-
-    A database that cannot be reached at start is not fatal: the writer is built on it anyway,
-    keeps the traces queued (then drops and counts them) and writes again once it answers.
-    """
-    if not settings.trace_store:
-        return None
-    try:
-        store = trace_store(settings)
-    except Exception as exc:  # noqa: BLE001 (answers must keep coming without the trace DB)
-        log.warning("trace store unavailable at start (%s); traces queue until it answers", exc)
-        store = _LateStore(trace_db_url(settings), store_text=settings.trace_text)
-    dropped = telemetry.metrics.traces_dropped
-    return TraceWriter(
-        store,
-        maxsize=settings.trace_queue,
-        on_drop=lambda r: dropped.labels(reason=r).inc(),
-        retention_days=settings.trace_retention_days,
-    )
-
-
-class _LateStore(TraceStore):
-    """A store whose schema is brought up at its first successful write."""
-
-    _ready = False
-
-    def write(self, records: Sequence[TraceRecord]) -> None:
-        if not self._ready:
-            self.upgrade()
-            self._ready = True
-        super().write(records)

@@ -1,7 +1,8 @@
 """The one settings object: ``RAGCTX_*`` environment variables, or an optional ``ragctx.toml``.
 
-Only this module reads the environment. Stages never see ``Settings``: the CLI and the HTTP app
-build it once and hand each stage its own parameter object.
+Only this module reads the environment. Stages never see ``Settings``: ``service.wiring`` turns
+it into the parts (store, encoders, chunker, parameters, reranker, policies, keys), and the CLI and
+the HTTP app take them from there. Stage parameter defaults come from ``core.defaults``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from core import defaults
 
 DEFAULT_DENSE_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_RERANK_MODEL = "cross-encoder/ms-marco-MiniLM-L-6-v2"
@@ -41,16 +44,16 @@ class Settings(BaseSettings):
 
     # Models
     dense_model: str = Field(DEFAULT_DENSE_MODEL, description="Hub id or local folder.")
-    dense_batch_size: int = Field(64, ge=1)
+    dense_batch_size: int = Field(defaults.DENSE_BATCH_SIZE, ge=1)
     dense_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "onnx",
+        defaults.DENSE_BACKEND,
         description="Dense encoder runtime; onnx falls back to torch (logged) if it cannot load.",
     )
     onnx_cache_dir: Path = Field(
         Path(".ragctx/onnx"), description="Exported ONNX models, keyed by a hash of the model."
     )
     query_cache_size: int = Field(
-        1024,
+        defaults.QUERY_CACHE_SIZE,
         ge=0,
         description="LRU entries of query embeddings and BM25 query vectors; 0 disables it.",
     )
@@ -58,7 +61,7 @@ class Settings(BaseSettings):
         DEFAULT_RERANK_MODEL, description="Cross-encoder hub id or folder; empty disables it."
     )
     rerank_backend: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "torch",
+        defaults.RERANK_BACKEND,
         description="Cross-encoder runtime; onnx (fp32, same rankings) and onnx-int8 fall back "
         "to torch (logged) if they cannot load.",
     )
@@ -71,9 +74,16 @@ class Settings(BaseSettings):
     device: str = Field("cpu", description="torch device for the encoders.")
 
     # Ingest
-    chunk_tokens: int = Field(200, ge=16, description="tiktoken tokens per chunk (with header).")
-    chunk_overlap: int = Field(30, ge=0)
-    chunk_encoding: Literal["cl100k_base", "o200k_base"] = "cl100k_base"
+    chunk_tokens: int = Field(
+        defaults.CHUNK_TOKENS, ge=16, description="tiktoken tokens per chunk (with header)."
+    )
+    chunk_overlap: int = Field(defaults.CHUNK_OVERLAP, ge=0)
+    chunk_encoding: Literal["cl100k_base", "o200k_base"] = defaults.CHUNK_ENCODING
+    tiktoken_cache_dir: Path | None = Field(
+        None,
+        description="Folder holding tiktoken's BPE files (offline machines; `make install` "
+        "writes llama-index's copy); set as TIKTOKEN_CACHE_DIR before the first encoding loads.",
+    )
     max_doc_chars: int = Field(2_000_000, ge=1)
     max_doc_bytes: int = Field(
         8_000_000,
@@ -97,29 +107,35 @@ class Settings(BaseSettings):
     )
     default_tenant: str = "default"
     default_groups: list[str] = Field(default_factory=lambda: ["public"])
-    bm25_k: float = Field(1.2, gt=0)
-    bm25_b: float = Field(0.75, ge=0, le=1)
+    bm25_k: float = Field(defaults.BM25_K, gt=0)
+    bm25_b: float = Field(defaults.BM25_B, ge=0, le=1)
     bm25_avg_len: float = Field(
-        72.0, gt=0, description="Average chunk length in BM25 tokens (measured on SciFact)."
+        defaults.BM25_AVG_LEN,
+        gt=0,
+        description="Average chunk length in BM25 tokens (measured on SciFact).",
     )
-    bm25_language: str = "english"
+    bm25_language: str = defaults.BM25_LANGUAGE
 
     # Retrieval
-    dense_limit: int = Field(200, ge=1, le=10_000)
-    bm25_limit: int = Field(200, ge=1, le=10_000)
-    rrf_k: int = Field(60, ge=1)
-    rerank_top_n: int = Field(50, ge=1)
+    dense_limit: int = Field(defaults.DENSE_LIMIT, ge=1, le=10_000)
+    bm25_limit: int = Field(defaults.BM25_LIMIT, ge=1, le=10_000)
+    rrf_k: int = Field(defaults.RRF_K, ge=1)
+    rerank_top_n: int = Field(defaults.RERANK_TOP_N, ge=1)
     rerank_max_length: int = Field(
-        512, ge=16, description="Word-pieces of each (query, passage) pair the reranker sees."
+        defaults.RERANK_MAX_LENGTH,
+        ge=16,
+        description="Word-pieces of each (query, passage) pair the reranker sees.",
     )
-    rerank_batch_size: int = Field(32, ge=1, description="Pairs per reranker batch.")
+    rerank_batch_size: int = Field(
+        defaults.RERANK_BATCH_SIZE, ge=1, description="Pairs per reranker batch."
+    )
     rerank_budget_ms: float = Field(
-        0.0,
+        defaults.RERANK_BUDGET_MS,
         ge=0,
         description="Stop reranking after the batch that reaches this many ms (0: no budget); "
         "the rest keep hybrid order.",
     )
-    max_query_chars: int = Field(2_000, ge=1)
+    max_query_chars: int = Field(defaults.MAX_QUERY_CHARS, ge=1)
 
     # Quality reports: an OpenAI-compatible judge for ragas' LLM metrics (off when unset)
     judge_url: str | None = Field(None, description="OpenAI-compatible endpoint for LLM metrics.")

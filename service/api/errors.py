@@ -15,23 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from assembler.policy import PolicyError
-from index.errors import (
-    InvalidInputError,
-    ModelNotFoundError,
-    RagctxError,
-    StoreUnavailableError,
-    UnknownCollectionError,
-)
+from core.errors import RagctxError, field_path
 from service.api.deps import audit_record
-from service.errors import (
-    AuthError,
-    ForbiddenError,
-    OverloadedError,
-    UnknownJobError,
-    UnknownPolicyError,
-    UnknownTraceError,
-)
 
 log = logging.getLogger(__name__)
 
@@ -54,64 +39,18 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
-def _status_of(err: RagctxError) -> tuple[int, str, str | None, dict[str, str] | None]:
-    retry = {"Retry-After": str(RETRY_AFTER_S)}
-    if isinstance(err, AuthError):
-        return 401, "unauthorized", None, {"WWW-Authenticate": "Bearer"}
-    if isinstance(err, ForbiddenError):
-        return 403, "forbidden", err.field, None
-    if isinstance(err, InvalidInputError):
-        return 422, "invalid_input", err.field, None
-    if isinstance(err, UnknownCollectionError):
-        return 404, "unknown_collection", "collection", None
-    if isinstance(err, UnknownPolicyError):
-        return 404, "unknown_policy", "policy", None
-    if isinstance(err, UnknownJobError):
-        return 404, "unknown_job", "job_id", None
-    if isinstance(err, UnknownTraceError):
-        return 404, "unknown_trace", "trace_id", None
-    if isinstance(err, OverloadedError):
-        return 503, "overloaded", None, retry
-    if isinstance(err, StoreUnavailableError | ModelNotFoundError):
-        return 503, "unavailable", None, retry
-    if isinstance(err, PolicyError):
-        return 503, "policy_unavailable", "policy", retry
-    return 500, "internal", None, None
-
-
-def public_message(err: RagctxError) -> str:
-    """The message an API caller gets: the error's own, less names the caller may not know.
-
-    An unknown collection or policy is answered without the list of the server's collections
-    or policies (the CLI and the log keep it): those names may be other tenants'.
-    """
-    if isinstance(err, UnknownCollectionError):
-        return (
-            f"unknown collection {err.name!r}; name a collection your key can see "
-            "(the MCP tool list_collections lists them) or omit 'collection' for the default"
-        )
-    if isinstance(err, UnknownPolicyError):
-        return (
-            f"unknown policy {err.name!r}; omit 'policy' for the server's default, or ask its "
-            "operator which policies it has"
-        )
-    return str(err)
+def _headers(err: RagctxError) -> dict[str, str]:
+    headers = dict(err.http_headers)
+    if err.http_status == 503:
+        headers["Retry-After"] = str(RETRY_AFTER_S)
+    return headers
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
-    parts = [str(p) for p in loc]
+    parts = list(loc)
     if parts and parts[0] in ("body", "query", "path", "header"):
         parts = parts[1:]
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
-    return out or "body"
-
-
-def error_code(err: RagctxError) -> tuple[int, str, str | None]:
-    """The HTTP status, error code and field of a domain error (the MCP tools report the same)."""
-    status, code, field, _ = _status_of(err)
-    return status, code, field
+    return field_path(parts) or "body"
 
 
 def validation_problems(errors: Sequence[Mapping[str, Any]]) -> list[dict[str, str]]:
@@ -140,11 +79,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RagctxError)
     async def _domain(request: Request, err: RagctxError) -> JSONResponse:
-        status, code, field, headers = _status_of(err)
+        status = err.http_status
         if status >= 500 and status != 503:
             log.error("unexpected %s on %s: %s", type(err).__name__, request.url.path, err)
-        _note(request, code)
-        return error_response(status, code, public_message(err), field=field, headers=headers)
+        _note(request, err.error_code)
+        return error_response(
+            status, err.error_code, err.public_message(), field=err.field, headers=_headers(err)
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, err: RequestValidationError) -> JSONResponse:

@@ -6,10 +6,12 @@ Requests forbid unknown fields, so a body can never carry a tenant or an access 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+
+from retrieval.filters import SearchFilters
 
 Encoding = Literal["cl100k_base", "o200k_base"]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -36,7 +38,36 @@ class FiltersIn(_In):
     )
     exclude_doc_ids: list[Name] | None = Field(default=None, max_length=1000)
     updated_after: datetime | None = Field(default=None, description="ISO 8601; naive means UTC.")
-    updated_before: datetime | None = None
+    updated_before: datetime | None = Field(
+        default=None, description="ISO 8601; naive means UTC; not before updated_after."
+    )
+
+    @field_validator("updated_after", "updated_before")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+    @field_validator("updated_before")
+    @classmethod
+    def _ordered(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        after = info.data.get("updated_after")
+        if value is not None and after is not None and after > value:
+            raise ValueError(
+                f"updated_before ({value.isoformat()}) is earlier than updated_after "
+                f"({after.isoformat()}); swap or widen them"
+            )
+        return value
+
+    def search_filters(self) -> SearchFilters:
+        """The retrieval stage's filter object (the store applies it with the access filter)."""
+        return SearchFilters(
+            sources=tuple(self.sources or ()),
+            exclude_sources=tuple(self.exclude_sources or ()),
+            tags=tuple(self.tags or ()),
+            exclude_doc_ids=tuple(self.exclude_doc_ids or ()),
+            updated_after=self.updated_after,
+            updated_before=self.updated_before,
+        )
 
 
 class ContextRequest(_In):

@@ -2,6 +2,7 @@
 
 from service.traces.store import (
     VERDICTS,
+    LateTraceStore,
     TraceRecord,
     TraceStore,
     TraceWriter,
@@ -9,4 +10,12 @@ from service.traces.store import (
     query_hash,
 )
 
-__all__ = ["VERDICTS", "TraceRecord", "TraceStore", "TraceWriter", "default_url", "query_hash"]
+__all__ = [
+    "VERDICTS",
+    "LateTraceStore",
+    "TraceRecord",
+    "TraceStore",
+    "TraceWriter",
+    "default_url",
+    "query_hash",
+]

@@ -261,6 +261,19 @@ class TraceStore:
             return [_as_dict(r, fb[r.id]) for r in rows]
 
 
+class LateTraceStore(TraceStore):
+    """A store whose schema is brought up at its first successful write (a database that was
+    down when the server started)."""
+
+    _ready = False
+
+    def write(self, records: Sequence[TraceRecord]) -> None:
+        if not self._ready:
+            self.upgrade()
+            self._ready = True
+        super().write(records)
+
+
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")

@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
+from core.errors import InvalidInputError
 from index.edge import EdgeStore
-from index.errors import InvalidInputError
 from ingest import Chunker, SourceSpec
 from tests.adversarial.ingest_helpers import C, held_docs, run_sync, small_chunker, write_md
 

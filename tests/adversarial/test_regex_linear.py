@@ -19,7 +19,7 @@ from assembler.policy import PolicyError, load_policy
 from assembler.policy_schema import Policy
 from assembler.rules.exclude import exclusion
 from assembler.rules.injection import injection_signals
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from ingest import chunking, readers, sources, text_spans
 from tests.assembler.builders import candidate
 

@@ -9,7 +9,7 @@ import pytest
 from assembler.render import rendered_text
 from assembler.trim import sentence_ends
 from assembler.types import CitationFormat
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from index.schema import rendered_body
 from tests.assembler.builders import (
     NOW,

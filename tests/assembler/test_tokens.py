@@ -16,7 +16,7 @@ from assembler.tokens import (
     tiktoken_counter,
     word_lower_bound,
 )
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 
 odd_text = st.text(
     alphabet=st.characters(codec="utf-8", categories=("L", "N", "P", "S", "Z", "Cc", "Cf", "M")),

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from index.errors import UnknownCollectionError
+from core.errors import UnknownCollectionError
 from index.schema import (
     ACCESS_FIELDS,
     DateRange,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from service.cli_eval import eval_app
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import InvalidInputError
 from eval.datasets import load_dataset, subset
-from index.errors import InvalidInputError
 
 
 def write_beir(root: Path, docs: int = 6) -> Path:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from core.errors import InvalidInputError
 from eval.gate import gate
-from index.errors import InvalidInputError
 from service.cli_eval import eval_app
 from tests.eval.builders import make_report
 

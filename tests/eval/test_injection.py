@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner, Result
 
+from core.errors import InvalidInputError
 from eval.history import read_injection_history
 from eval.injection import DEFAULT_DATA
-from index.errors import InvalidInputError
 from service.cli_eval import eval_app
 
 # The screen before this work (this branch at commit d2d4955) scored P 0.886, R 0.260 on the test

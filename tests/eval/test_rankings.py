@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core.errors import InvalidInputError
 from eval.rankings import DocScore, doc_ranking, ranx_run_dict
-from index.errors import InvalidInputError
 
 
 def test_max_passage_ranks_documents_by_their_best_chunk() -> None:

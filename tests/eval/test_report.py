@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import InvalidInputError
 from eval.history import read_history, write_run
 from eval.report import EvalReport, load_report
-from index.errors import InvalidInputError
 from tests.eval.builders import make_report
 
 

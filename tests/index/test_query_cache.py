@@ -119,8 +119,8 @@ def test_threads_share_one_cache_safely() -> None:
 
 
 def test_settings_reach_the_encoder_params(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from service.cli import encoder_params
     from service.settings import Settings
+    from service.wiring import encoder_params
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RAGCTX_QUERY_CACHE_SIZE", "7")

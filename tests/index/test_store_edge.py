@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import StoreLockedError
 from index.edge import EdgeStore
-from index.errors import StoreLockedError
 from tests.contracts.store_suite import CORPUS, DIM, StoreSuite
 
 
@@ -48,7 +48,7 @@ def test_another_process_gets_a_clear_message(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from index.edge import EdgeStore\n"
-        "from index.errors import StoreLockedError\n"
+        "from core.errors import StoreLockedError\n"
         f"try:\n    EdgeStore(__import__('pathlib').Path({str(tmp_path)!r}))\n"
         "except StoreLockedError as e:\n    print(e); sys.exit(3)\n"
     )

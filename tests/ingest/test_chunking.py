@@ -12,7 +12,7 @@ import tiktoken
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from ingest.chunking import Chunker, ChunkingParams
 from ingest.types import Chunk, Document
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from pypdf import PdfWriter
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from ingest.sources import FieldMapping, SourceSpec, count_source_files, read_source
 from ingest.types import Document, InputProblem
 

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import tiktoken
 
+from core.errors import InvalidInputError
 from index.edge import EdgeStore
-from index.errors import InvalidInputError
 from index.schema import Filter, MatchValue
 from ingest import Chunker, ChunkingParams, Partition, SourceSpec, SyncOptions, stats, sync
 

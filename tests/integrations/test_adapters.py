@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from assembler.policy import PolicyError
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from ragctx.client import AsyncRagctxClient, RagctxClient
 from ragctx.items import ContextOptions
 from tests.service.conftest import REPO, Running, key_of

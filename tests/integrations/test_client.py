@@ -16,7 +16,7 @@ import anyio
 import httpx
 import pytest
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from ragctx.client import (
     ApiError,
     AsyncRagctxClient,

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from index.errors import InvalidInputError, ModelNotFoundError
+from core.errors import InvalidInputError, ModelNotFoundError
 from retrieval.rerank import CrossEncoderReranker, RerankMode, RerankParams, combine
 
 FUSE = RerankParams(mode=RerankMode.FUSE, weight=1.0, k=60)

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from core.errors import InvalidInputError
 from index import onnx_backend
-from index.errors import InvalidInputError
 from retrieval.rerank import CrossEncoderReranker
 
 QUERY = "how do I rotate the api keys of a tenant"

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import pytest
 import tiktoken
+from pydantic import ValidationError
 
-from index.errors import InvalidInputError, UnknownCollectionError
+from core.errors import ForbiddenError, InvalidInputError, UnknownCollectionError, field_path
 from index.schema import BODY_TOKEN_ENCODINGS, Filter, StoredPoint, rendered_body
 from ingest import Chunker, ChunkingParams, SourceSpec, sync
 from retrieval import (
@@ -38,10 +39,12 @@ from retrieval import (
     Stage,
     access_filter,
     fetch_documents,
+    hybrid,
     search,
 )
 from retrieval.hybrid import candidate_from_point
 from retrieval.rerank import combine
+from service.api.schemas import FiltersIn
 
 COLLECTION = "docs"
 BACKENDS = ["edge", "client-local"]  # client-local: qdrant-client local mode, the server stand-in
@@ -380,7 +383,7 @@ def test_narrowed_principal_loses_the_dropped_groups_documents(corpus: Corpus) -
 def test_request_filters_narrow_to_exactly_the_matching_documents(
     corpus: Corpus, raw: dict[str, Any], expected: set[str]
 ) -> None:
-    filters = SearchFilters.parse(raw)
+    filters = FiltersIn.model_validate(raw).search_filters()
     got = corpus.run("messages queue keys data release", ACME_ALL, filters=filters)
     assert {c.doc_id for c in got.candidates} == expected
     assert {c.tenant for c in got.candidates} == {"acme"}
@@ -475,6 +478,13 @@ def leaky_filter(principal: Principal, filters: SearchFilters) -> Filter:
     )
 
 
+@pytest.fixture
+def leaky(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Search builds its store filter with the leaky builder (the seam of the second lock)."""
+    monkeypatch.setattr(hybrid, "access_filter", leaky_filter)
+
+
+@pytest.mark.usefixtures("leaky")
 def test_second_lock_drops_what_a_broken_filter_lets_through(corpus: Corpus) -> None:
     visible = corpus.visible_to(ACME_PUBLIC)
     invisible = set(corpus.payloads) - visible
@@ -483,7 +493,7 @@ def test_second_lock_drops_what_a_broken_filter_lets_through(corpus: Corpus) -> 
         ("globex", "globex-keys"),
     }
 
-    got = corpus.run(KEYS_QUERY, ACME_PUBLIC, build_filter=leaky_filter)
+    got = corpus.run(KEYS_QUERY, ACME_PUBLIC)
 
     assert got.candidates
     for c in got.candidates:
@@ -507,9 +517,10 @@ def test_second_lock_drops_what_a_broken_filter_lets_through(corpus: Corpus) -> 
     assert got.stages[Stage.DENSE].count == len(got.dense_ranked)
 
 
+@pytest.mark.usefixtures("leaky")
 def test_second_lock_keeps_the_request_narrowing(corpus: Corpus) -> None:
     filters = SearchFilters(sources=("acme-faq",))
-    got = corpus.run(KEYS_QUERY, ACME_PUBLIC, filters=filters, build_filter=leaky_filter)
+    got = corpus.run(KEYS_QUERY, ACME_PUBLIC, filters=filters)
     assert {c.doc_id for c in got.candidates} == {"acme-faq-keys", "acme-faq-uptime"}
     assert got.blocked == 0  # the leaky filter still had sources, which hid everything else
 
@@ -541,34 +552,33 @@ def test_unknown_collection_is_named_with_the_fix(corpus: Corpus) -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "field", "message"),
+    ("raw", "field"),
     [
-        ({"sources": "acme-faq"}, "filters.sources", r"filters\.sources must be a list of strings"),
-        ({"tags": ["faq", 3]}, "filters.tags", r"filters\.tags must be a list of strings"),
-        ({"exclude_doc_ids": {"a": 1}}, "filters.exclude_doc_ids", r"filters\.exclude_doc_ids"),
-        ({"exclude_sources": [None]}, "filters.exclude_sources", r"filters\.exclude_sources"),
-        ({"updated_after": "yesterday"}, "filters.updated_after", r"filters\.updated_after is not"),
-        ({"updated_after": "2026-13-01"}, "filters.updated_after", r"'2026-13-01'.*2026-01-01T"),
-        ({"updated_before": 20260101}, "filters.updated_before", r"must be an ISO 8601 string"),
-        ({"updated_before": ["2026-01-01"]}, "filters.updated_before", r"filters\.updated_before"),
-        ({"sorces": ["acme-faq"]}, "filters.sorces", r"unknown filter field\(s\) \['sorces'\]"),
-        (["sources"], "filters", r"filters must be an object, got list"),
+        ({"sources": "acme-faq"}, "sources"),
+        ({"tags": ["faq", 3]}, "tags[1]"),
+        ({"exclude_doc_ids": {"a": 1}}, "exclude_doc_ids"),
+        ({"exclude_sources": [None]}, "exclude_sources[0]"),
+        ({"updated_after": "yesterday"}, "updated_after"),
+        ({"updated_after": "2026-13-01"}, "updated_after"),
+        ({"updated_before": ["2026-01-01"]}, "updated_before"),
+        ({"updated_after": "2026-02-01", "updated_before": "2026-01-01"}, "updated_before"),
+        ({"sorces": ["acme-faq"]}, "sorces"),
     ],
 )
-def test_bad_filters_name_the_field(raw: Any, field: str, message: str) -> None:
-    with pytest.raises(InvalidInputError, match=message) as err:
-        SearchFilters.parse(raw)
-    assert err.value.field == field
+def test_bad_filters_name_the_field(raw: Any, field: str) -> None:
+    with pytest.raises(ValidationError) as err:
+        FiltersIn.model_validate(raw)
+    assert field_path(err.value.errors()[0]["loc"]) == field
 
 
 def test_filter_dates_parse_to_aware_utc() -> None:
-    f = SearchFilters.parse(
+    f = FiltersIn.model_validate(
         {"updated_after": "2026-01-01T00:00:00Z", "updated_before": "2026-02-01"}
-    )
+    ).search_filters()
     assert f.updated_after == datetime(2026, 1, 1, tzinfo=UTC)
     assert f.updated_before == datetime(2026, 2, 1, tzinfo=UTC)
-    assert SearchFilters.parse(None) == SearchFilters()
-    assert SearchFilters.parse({"sources": None}) == SearchFilters()
+    assert FiltersIn().search_filters() == SearchFilters()
+    assert FiltersIn.model_validate({"sources": None}).search_filters() == SearchFilters()
 
 
 # -- Principal.narrowed ---------------------------------------------------------------------
@@ -581,10 +591,10 @@ def test_principal_may_narrow_its_groups() -> None:
 
 
 def test_principal_may_not_widen_its_groups() -> None:
-    with pytest.raises(InvalidInputError, match=r"\['legal'\] are not granted") as err:
+    with pytest.raises(ForbiddenError, match=r"\['legal'\] are not granted") as err:
         ACME_SUPPORT.narrowed(("support", "legal"))
     assert err.value.field == "groups"
-    with pytest.raises(InvalidInputError, match="never widen"):
+    with pytest.raises(ForbiddenError, match="never widen"):
         ACME_PUBLIC.narrowed(("public", "support"))
 
 

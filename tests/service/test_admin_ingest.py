@@ -163,7 +163,7 @@ def test_ingest_cli_hands_the_job_to_the_server_holding_the_store(
 
 
 def test_handoff_without_an_admin_key_says_how_to_get_one(server: Running, tmp_path: Path) -> None:
-    from index.errors import InvalidInputError
+    from core.errors import InvalidInputError
 
     spec = SourceSpec(path=write_docs(tmp_path / "x", 1), tenant="acme")
     with pytest.raises(InvalidInputError, match="RAGCTX_ADMIN_KEY"):

@@ -11,7 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from service import audit
 from service.auth import KeyRing, KeysFileError, add_key, hash_key, load_keys
 from service.cli_serve import register

@@ -18,8 +18,8 @@ import httpx
 import pytest
 
 from assembler.policy import PolicyError
+from core.errors import StoreLockedError, StoreUnavailableError
 from index.edge import EdgeStore
-from index.errors import StoreLockedError, StoreUnavailableError
 from service.auth import KeysFileError, add_key
 from service.cli_serve import preflight
 from service.errors import UnknownPolicyError

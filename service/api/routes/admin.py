@@ -11,7 +11,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 
-from index.errors import InvalidInputError
+from core.errors import InvalidInputError
 from index.schema import validate_collection_name
 from ingest import Partition, SourceSpec, SyncOptions
 from ingest.sources import FieldMapping

@@ -10,12 +10,12 @@ from fastapi import APIRouter, Request, Response
 
 from service.api.deps import BEARER, KeyDep, audit_record
 from service.api.schemas import ContextRequest, ContextResponse, ErrorOut
-from service.audit import AuditRecord
-from service.context import Prepared, answer_json, prepare
+from service.context import Answer, Prepared, audit_answer, audit_request, prepare, run_pipeline
 from service.errors import OverloadedError
 from service.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["context"])
+ROUTE = "/v1/context"
 
 _ERRORS: dict[int | str, dict[str, object]] = {
     400: {"model": ErrorOut, "description": "The body is not JSON."},
@@ -28,17 +28,11 @@ _ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
-def _answer(
-    prepared: Prepared, runtime: Runtime, record: AuditRecord | None, submitted: float
-) -> Response:
-    """The pipeline and the answer's JSON, both in the worker thread.
-
-    FastAPI would validate the returned model against ``response_model`` and serialize it
-    on the event loop. ``answer_json`` writes the same JSON from plain data, off the loop;
-    ``response_model`` still documents it.
-    """
-    body = answer_json(prepared, runtime, record, submitted=submitted)
-    return Response(body, media_type="application/json")
+def _answer(prepared: Prepared, runtime: Runtime, submitted: float) -> tuple[Answer, bytes]:
+    """The pipeline and the answer's JSON, both in the worker thread (FastAPI would serialize a
+    returned model on the event loop); ``response_model`` still documents it."""
+    answer = run_pipeline(prepared, runtime, route=ROUTE, submitted=submitted)
+    return answer, answer.response.model_dump_json().encode()
 
 
 @router.post(
@@ -55,14 +49,16 @@ async def context(body: ContextRequest, grant: KeyDep, request: Request) -> Resp
     runtime: Runtime = request.app.state.runtime
     record = audit_record(request)
     prepared = prepare(body, grant, runtime)
+    if record is not None:
+        audit_request(record, prepared, include_text=runtime.settings.audit_include_text)
     runtime.require_models()
     metrics = runtime.telemetry.metrics
     try:
         with runtime.gate.slot():
             metrics.in_flight.inc()
             try:
-                return await to_thread.run_sync(
-                    partial(_answer, prepared, runtime, record, time.perf_counter()),
+                answer, body_json = await to_thread.run_sync(
+                    partial(_answer, prepared, runtime, time.perf_counter()),
                     limiter=runtime.gate.limiter,
                 )
             finally:
@@ -70,3 +66,6 @@ async def context(body: ContextRequest, grant: KeyDep, request: Request) -> Resp
     except OverloadedError:
         metrics.rejected.labels(reason="overload").inc()
         raise
+    if record is not None:
+        audit_answer(record, answer)
+    return Response(body_json, media_type="application/json")
