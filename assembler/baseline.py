@@ -27,7 +27,7 @@ from assembler.types import (
     PolicyIdentity,
     StepTrace,
 )
-from retrieval.types import Candidate
+from core.types import Candidate
 
 BASELINE_POLICY = PolicyIdentity(name="naive-baseline", version="1")
 

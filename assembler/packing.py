@@ -25,7 +25,7 @@ from assembler.rules.injection import injection_signals
 from assembler.rules.match import any_glob
 from assembler.tokens import TokenCounter, joins_cleanly
 from assembler.types import CitationFormat, ContextItem, Dropped, DropReason, InjectionAction
-from retrieval.types import Candidate
+from core.types import Candidate
 
 INJECTION_FLAG = "injection_suspect"
 # English prose averages ~4 characters a token in cl100k and o200k; a stored count implying

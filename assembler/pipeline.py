@@ -30,7 +30,7 @@ from assembler.types import (
     DropReason,
 )
 from core.errors import InvalidInputError
-from retrieval.types import Candidate
+from core.types import Candidate
 
 
 def _check_arguments(budget: int, now: datetime) -> None:

@@ -21,16 +21,16 @@ from pydantic import (
 )
 
 from assembler.types import CitationFormat, InjectionAction, OrderMode, PolicyIdentity
-from index import linear_regex
-from index.linear_regex import LinearPattern, compile_linear
-from retrieval.types import ScoreKind
+from core import linear_regex
+from core.linear_regex import LinearPattern, compile_linear
+from core.types import ScoreKind
 
 
 def compile_pattern(pattern: str) -> LinearPattern:
     """Compile a policy pattern with RE2, which matches in time linear in the text's length.
 
     Raises:
-        index.linear_regex.error: RE2 refuses it (bad syntax, a backreference, a lookaround).
+        core.linear_regex.error: RE2 refuses it (bad syntax, a backreference, a lookaround).
     """
     return compile_linear(pattern)
 

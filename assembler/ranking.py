@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from assembler.policy_schema import Policy
 from assembler.rules.priority import adjusted_kind, positive_score
-from retrieval.types import Candidate, ScoreKind
+from core.types import Candidate, ScoreKind
 
 
 @dataclass(slots=True)

@@ -17,7 +17,7 @@ from typing import Protocol
 
 from assembler.types import CitationFormat, ContextItem
 from assembler.untrusted import clean, escape_delimiters, safe_xml
-from index.schema import rendered_body
+from core.types import rendered_body
 
 _BACKTICK_RUNS = re.compile(r"`{3,}")
 XML_FOOTER = "</source>\n"

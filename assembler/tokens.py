@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 from core.errors import InvalidInputError
-from index.linear_regex import compile_linear
+from core.linear_regex import compile_linear
 
 if TYPE_CHECKING:
     import tiktoken

@@ -14,7 +14,7 @@ import sys
 import unicodedata
 from functools import cache
 
-from index.linear_regex import SPACE, compile_linear
+from core.linear_regex import SPACE, compile_linear
 
 # Brackets that read as "<" without being it, and that NFKC leaves alone (it already maps the
 # full-width U+FF1C and the small form U+FE64 to "<").

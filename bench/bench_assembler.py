@@ -88,7 +88,7 @@ def sentence(rng: random.Random) -> str:
 
 def build_candidates(count: int, seed: int, counter: object) -> list[object]:
     """``count`` seeded candidates, 80-300 tokens each, best first."""
-    from retrieval.types import Candidate, ScoreKind, Stage, StageHit  # noqa: PLC0415
+    from core.types import Candidate, ScoreKind, Stage, StageHit  # noqa: PLC0415
 
     rng = random.Random(seed)
     now = datetime(2026, 11, 20, tzinfo=UTC)

@@ -196,10 +196,10 @@ def _repeat_sequence(queries: list[str], n: int, rate: float, seed: int = 0) -> 
 def _retrieval(dataset: Path, queries: list[str], args: Any, work: Path) -> dict[str, Any]:
     from dataclasses import replace
 
+    from core.types import Principal
     from index.edge import EdgeStore
     from index.encoders import Encoders
     from ingest import SourceSpec, sync
-    from retrieval.filters import Principal
     from retrieval.hybrid import search
     from service.wiring import build_chunker, chunking_params, encoder_params, load_settings
 

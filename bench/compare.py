@@ -250,7 +250,7 @@ def _served(
     ``BUDGET`` tokens), beside the floors measured over the same points in the same store."""
     from assembler import assemble, tiktoken_counter
     from assembler.policy import load_policy
-    from retrieval.filters import Principal
+    from core.types import Principal
     from retrieval.hybrid import _rerank_text, search
     from service.context import retrieval_params
 

@@ -93,9 +93,10 @@ def _unique(terms: Any) -> tuple[list[int], list[float]]:
 def _one_size(n: int, queries: int) -> dict[str, Any]:
     import numpy as np
 
+    from core.types import Principal
     from index.edge import EdgeStore
     from index.schema import HybridQuery, SparseVec
-    from retrieval.filters import Principal, access_filter, second_lock
+    from retrieval.filters import access_filter, second_lock
 
     rng = np.random.default_rng(n)
     with tempfile.TemporaryDirectory() as tmp:

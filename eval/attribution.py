@@ -22,7 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from retrieval.types import Stage
+from core.types import Stage
 
 __all__ = ["Attribution", "Outcome", "attribute", "attribute_query"]
 

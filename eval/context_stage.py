@@ -14,7 +14,7 @@ from datetime import datetime
 
 from assembler import Policy, TokenCounter, assemble
 from assembler.baseline import naive_pack, relevant_share
-from retrieval.types import Candidate
+from core.types import Candidate
 
 DEFAULT_BUDGETS = (512, 1024, 2048)
 

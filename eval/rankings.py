@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.errors import InvalidInputError
-from retrieval.types import Stage
+from core.types import Stage
 
 __all__ = ["DocScore", "QueryRankings", "doc_ranking", "ranx_run_dict"]
 

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+# Straight from the module that defines them.
+from core.types import Candidate, Principal, Stage
 from eval.attribution import attribute
 from eval.datasets import EvalDataset
 from eval.environment import describe_environment, git_state
@@ -28,12 +30,9 @@ from index import Encoders, Store
 from index.schema import SCHEMA_VERSION
 from ingest import Chunker, SourceSpec, SyncOptions, sync
 from ingest.types import canonical_sha256
-
-# Straight from the module that defines them.
-from retrieval.filters import Principal
-from retrieval.hybrid import RetrievalParams, Retrieved, search
+from retrieval.hybrid import search
 from retrieval.rerank import Reranker
-from retrieval.types import Candidate, Stage
+from retrieval.types import RetrievalParams, Retrieved
 
 __all__ = ["ContextScorer", "EvalParams", "EvalProgress", "collection_name", "run"]
 

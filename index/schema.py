@@ -33,22 +33,8 @@ INDEXED_FIELDS: dict[str, str] = {
 ACCESS_FIELDS = ("tenant", "groups")
 """Payload fields that decide access; ``Store.outside`` returns them for the points it names."""
 
-PUBLIC_GROUP = "public"
-"""A document in this group is visible to every principal of its tenant."""
 
 SCHEMA_VERSION = 1
-
-BODY_TOKEN_ENCODINGS = ("cl100k_base", "o200k_base")
-"""Encodings whose token counts of a chunk's rendered body the payload's ``body_tokens`` holds."""
-
-
-def rendered_body(text: str) -> str:
-    """A chunk's text as a context renders it: without outer whitespace, ending with a newline.
-
-    The payload's ``body_tokens`` counts this string, so that the assembler packs a chunk
-    without counting it again (``assembler.render.body`` is this function).
-    """
-    return text.strip() + "\n"
 
 
 _POINT_NAMESPACE = uuid.UUID("6b0f3a52-5d1e-4c39-9a57-1b8e3f2d7c10")

@@ -29,8 +29,8 @@ from llama_index.core.schema import MetadataMode, TextNode
 
 from core import defaults
 from core.errors import InvalidInputError
-from index.linear_regex import SPACE, compile_linear
-from index.schema import BODY_TOKEN_ENCODINGS, rendered_body
+from core.linear_regex import SPACE, compile_linear
+from core.types import BODY_TOKEN_ENCODINGS, rendered_body
 from ingest.text_spans import halve, match_at, skip_space, split_sentences, strip_span
 from ingest.types import Chunk, Document
 

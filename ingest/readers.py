@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import yaml
 
-from index.linear_regex import compile_linear
-from index.schema import PUBLIC_GROUP
+from core.linear_regex import compile_linear
+from core.types import PUBLIC_GROUP
 from ingest.fields import (
     FieldError,
     json_safe,
@@ -33,7 +33,7 @@ from ingest.html_text import HtmlTooDeepError, html_to_text
 from ingest.types import Document, InputProblem
 
 if TYPE_CHECKING:
-    from ingest.sources import FieldMapping
+    from ingest.types import FieldMapping
 
 BINARY_PROBE_BYTES = 8192
 # A UTF-8 character takes at most 4 bytes: a file larger than this cannot fit the limit.

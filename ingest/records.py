@@ -149,7 +149,7 @@ def read_json(ref: FileRef, ctx: ReadContext) -> Iterator[Read]:
 
 def read_beir_corpus(ref: FileRef, ctx: ReadContext) -> Iterator[Read]:
     """Read a BEIR ``corpus.jsonl``: records ``{"_id", "title", "text", "metadata"}``."""
-    from ingest.sources import FieldMapping
+    from ingest.types import FieldMapping
 
     beir_ctx = replace(ctx, fields=FieldMapping(id="_id", metadata=("metadata",)))
     for item in read_jsonl(ref, beir_ctx, fmt="beir"):

@@ -31,9 +31,9 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
+from core import linear_regex
 from core.errors import InvalidInputError
-from index import linear_regex
-from index.linear_regex import LinearPattern, compile_linear, literal, reason
+from core.linear_regex import LinearPattern, compile_linear, literal, reason
 from ingest.readers import (
     FileRef,
     Located,
@@ -46,7 +46,7 @@ from ingest.readers import (
     too_large_problem,
 )
 from ingest.records import read_beir_corpus, read_json, read_jsonl
-from ingest.types import Document, InputProblem
+from ingest.types import Document, FieldMapping, InputProblem
 
 __all__ = [
     "KINDS",
@@ -71,23 +71,6 @@ _READERS: dict[str, Callable[[FileRef, ReadContext], Iterator[Read]]] = {
     ".jsonl": read_jsonl,
 }
 SUPPORTED_SUFFIXES = tuple(_READERS)
-
-
-@dataclass(frozen=True, slots=True)
-class FieldMapping:
-    """Names of the JSON/JSONL record fields that hold each document field.
-
-    ``metadata``: the fields kept as extra metadata; ``None`` keeps every unmapped field.
-    """
-
-    id: str = "id"
-    text: str = "text"
-    title: str = "title"
-    updated_at: str = "updated_at"
-    tenant: str = "tenant"
-    groups: str = "groups"
-    tags: str = "tags"
-    metadata: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,3 +100,20 @@ class InputProblem:
     def __str__(self) -> str:
         where = f"{self.path}:{self.line}" if self.line is not None else self.path
         return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldMapping:
+    """Names of the JSON/JSONL record fields that hold each document field.
+
+    ``metadata``: the fields kept as extra metadata; ``None`` keeps every unmapped field.
+    """
+
+    id: str = "id"
+    text: str = "text"
+    title: str = "title"
+    updated_at: str = "updated_at"
+    tenant: str = "tenant"
+    groups: str = "groups"
+    tags: str = "tags"
+    metadata: tuple[str, ...] | None = None

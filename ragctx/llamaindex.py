@@ -154,7 +154,7 @@ class RagctxPacker(BaseNodePostprocessor):
 
 
 def _candidate(n: NodeWithScore) -> Any:
-    from retrieval.types import Candidate, ScoreKind
+    from core.types import Candidate, ScoreKind
 
     meta = n.node.metadata
     updated = meta.get("updated_at")

@@ -7,56 +7,12 @@ a date range) only ever narrow it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-from core.errors import ForbiddenError
-from index.schema import PUBLIC_GROUP, DateRange, Filter, MatchAny, MatchValue, matches
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is asking: a tenant and its access groups (from an API key, never a request body)."""
-
-    tenant: str
-    groups: tuple[str, ...] = ()
-    name: str = ""
-
-    def narrowed(self, groups: Sequence[str] | None) -> Principal:
-        """The same principal limited to ``groups`` (None: all of its own).
-
-        Raises:
-            ForbiddenError: a group the principal lacks (``public`` is everyone's).
-        """
-        if groups is None:
-            return self
-        extra = sorted(set(groups) - set(self.groups) - {PUBLIC_GROUP})
-        if extra:
-            raise ForbiddenError(
-                f"groups {extra} are not granted to key {self.name!r} (granted: "
-                f"{sorted(self.groups)}); a request may narrow its groups, never widen them",
-                field="groups",
-            )
-        return Principal(tenant=self.tenant, groups=tuple(dict.fromkeys(groups)), name=self.name)
-
-
-@dataclass(frozen=True, slots=True)
-class SearchFilters:
-    """Optional narrowing a request may ask for, applied in the store with the access filter.
-
-    Built already checked (``service.api.schemas.FiltersIn.search_filters`` for a request);
-    dates are timezone-aware.
-    """
-
-    sources: tuple[str, ...] = ()
-    exclude_sources: tuple[str, ...] = ()
-    tags: tuple[str, ...] = ()
-    exclude_doc_ids: tuple[str, ...] = ()
-    updated_after: datetime | None = None
-    updated_before: datetime | None = None
+from core.types import PUBLIC_GROUP, Principal, SearchFilters
+from index.schema import DateRange, Filter, MatchAny, MatchValue, matches
 
 
 def access_filter(principal: Principal, filters: SearchFilters = SearchFilters()) -> Filter:

@@ -5,59 +5,18 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 
-from core import defaults
 from core.errors import InvalidInputError
+from core.types import Candidate, Principal, ScoreKind, SearchFilters, Stage, StageHit
 from index import Encoders, Store
 from index.schema import Filter, HybridQuery, MatchAny, StoredPoint
-from retrieval.filters import (
-    Principal,
-    SearchFilters,
-    access_filter,
-    may_see,
-    second_lock,
-)
+from retrieval.filters import access_filter, may_see, second_lock
 from retrieval.rerank import Reranker, RerankMode, RerankParams, combine
-from retrieval.types import Candidate, ScoreKind, Stage, StageHit
+from retrieval.types import RetrievalParams, Retrieved, StageTrace
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class RetrievalParams:
-    """Leg limits, fusion and rerank depth. ``top_k`` is how many fused candidates come back."""
-
-    dense_limit: int = defaults.DENSE_LIMIT
-    bm25_limit: int = defaults.BM25_LIMIT
-    rrf_k: int = defaults.RRF_K
-    top_k: int = defaults.TOP_K
-    rerank: RerankParams = RerankParams()
-    max_query_chars: int = defaults.MAX_QUERY_CHARS
-    with_vectors: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class StageTrace:
-    """What one stage returned: how many, how long, and whether it really ran."""
-
-    count: int
-    ms: float
-    active: bool = True
-    note: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Retrieved:
-    """Candidates in final order, each with its rank and score in every stage, and the trace."""
-
-    candidates: list[Candidate]
-    stages: dict[Stage, StageTrace]
-    timings_ms: dict[str, float]
-    dense_ranked: list[str] = field(default_factory=list)  # chunk ids, leg order
-    bm25_ranked: list[str] = field(default_factory=list)
-    blocked: int = 0  # distinct chunks the second lock removed, any list (always 0 unless a bug)
 
 
 def validate_query(query: str, *, max_chars: int) -> str:

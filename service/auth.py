@@ -44,7 +44,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from core.errors import InvalidInputError, RagctxError
-from retrieval.filters import Principal
+from core.types import Principal
 
 log = logging.getLogger(__name__)
 

@@ -128,7 +128,7 @@ def ingest(
     and followed with the same progress bars.
     """
     from ingest import Partition, SourceSpec
-    from ingest.sources import FieldMapping
+    from ingest.types import FieldMapping
 
     setup_logging(verbose)
     settings = load_settings(collection=collection)

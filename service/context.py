@@ -21,10 +21,10 @@ import pydantic_core
 from assembler import ContextPack, assemble
 from assembler.policy import LoadedPolicy
 from core.errors import InvalidInputError
+from core.types import Candidate, Principal, SearchFilters, Stage, StageHit
 from index.schema import validate_collection_name
-from retrieval.filters import Principal, SearchFilters
-from retrieval.hybrid import Retrieved, fetch_documents, search, validate_query
-from retrieval.types import Candidate, Stage, StageHit
+from retrieval.hybrid import fetch_documents, search, validate_query
+from retrieval.types import Retrieved
 from service.api.schemas import (
     CandidateOut,
     CitationOut,

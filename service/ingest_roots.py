@@ -15,8 +15,7 @@ import stat
 from collections.abc import Sequence
 from pathlib import Path
 
-from core.errors import InvalidInputError
-from service.errors import ForbiddenError
+from core.errors import ForbiddenError, InvalidInputError
 
 SETTING = "RAGCTX_INGEST_ROOTS"
 

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
     from index import Encoders, Store, StoreParams
     from index.encoders import EncoderParams
     from ingest import Chunker, ChunkingParams, SyncOptions
-    from retrieval.hybrid import RetrievalParams
     from retrieval.rerank import Reranker, RerankParams
+    from retrieval.types import RetrievalParams
     from service.auth import KeyRing
     from service.runtime import Models, PolicyBook, Runtime
     from service.telemetry import Telemetry
@@ -176,7 +176,7 @@ def retrieval_params(
     settings: Settings, *, top_k: int, with_vectors: bool = False
 ) -> RetrievalParams:
     """Leg limits, fusion and rerank of the settings, with a request's ``top_k``."""
-    from retrieval.hybrid import RetrievalParams
+    from retrieval.types import RetrievalParams
 
     return RetrievalParams(
         dense_limit=settings.dense_limit,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from assembler.policy_schema import Exclude
 from assembler.rules.match import any_glob, metadata_equals
-from retrieval.types import Candidate
+from core.types import Candidate
 
 
 def exclusion(rule: Exclude, candidate: Candidate) -> str | None:

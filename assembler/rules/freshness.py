@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 from assembler.policy_schema import Freshness
 from assembler.rules.match import describe, selects
-from retrieval.types import Candidate
+from core.types import Candidate
 
 SECONDS_PER_DAY = 86_400.0
 

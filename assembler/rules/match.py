@@ -7,7 +7,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 from assembler.policy_schema import MetaMatch, Selector
-from retrieval.types import Candidate
+from core.types import Candidate
 
 
 def any_glob(value: str, globs: tuple[str, ...]) -> str | None:

@@ -14,7 +14,7 @@ import math
 
 from assembler.policy_schema import Priority
 from assembler.rules.match import selects
-from retrieval.types import Candidate, ScoreKind
+from core.types import Candidate, ScoreKind
 
 
 def positive_score(score: float, kind: ScoreKind) -> float:

@@ -8,9 +8,10 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.security.utils import get_authorization_scheme_param
 
+from core.errors import ForbiddenError
 from service.audit import SCOPE_KEY, AuditRecord
 from service.auth import ApiKey
-from service.errors import AuthError, ForbiddenError
+from service.errors import AuthError
 from service.runtime import Runtime
 
 BEARER_SCHEME = "HTTPBearer"  # the security scheme's name in the OpenAPI document

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from retrieval.filters import SearchFilters
+from core.types import SearchFilters
 
 Encoding = Literal["cl100k_base", "o200k_base"]
 Name = Annotated[str, Field(min_length=1, max_length=200)]

@@ -18,12 +18,12 @@ from typing import Any
 import pytest
 from qdrant_client import QdrantClient
 
+from core.types import Principal, Stage
 from index.client import ClientStore
 from index.edge import EdgeStore
 from index.schema import PointRecord, point_id
-from retrieval.filters import Principal
-from retrieval.hybrid import RetrievalParams, Retrieved, search
-from retrieval.types import Stage
+from retrieval.hybrid import search
+from retrieval.types import RetrievalParams, Retrieved
 
 C = "idf"
 CALLER = Principal("acme", ("support",), name="acme-support")

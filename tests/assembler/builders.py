@@ -11,8 +11,7 @@ import tiktoken
 
 from assembler import ContextPack, Policy, assemble
 from assembler.tokens import TokenCounter
-from index.schema import BODY_TOKEN_ENCODINGS, rendered_body
-from retrieval.types import Candidate, ScoreKind
+from core.types import BODY_TOKEN_ENCODINGS, Candidate, ScoreKind, rendered_body
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 

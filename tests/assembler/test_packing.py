@@ -10,7 +10,7 @@ from assembler.render import rendered_text
 from assembler.trim import sentence_ends
 from assembler.types import CitationFormat
 from core.errors import InvalidInputError
-from index.schema import rendered_body
+from core.types import rendered_body
 from tests.assembler.builders import (
     NOW,
     candidate,

@@ -15,7 +15,7 @@ from assembler.policy import (
     policy_json_schema,
 )
 from assembler.types import OrderMode
-from retrieval.types import ScoreKind
+from core.types import ScoreKind
 from tests.assembler.builders import candidate, pack
 
 POLICY_DIR = Path(__file__).resolve().parents[2] / "data" / "policies"

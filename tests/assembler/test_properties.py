@@ -21,7 +21,7 @@ from assembler.render import render
 from assembler.rules.dedupe import cosines, overlap, shingles
 from assembler.rules.exclude import exclusion
 from assembler.rules.freshness import judge_freshness
-from retrieval.types import Candidate, ScoreKind
+from core.types import Candidate, ScoreKind
 from tests.assembler.builders import NOW, pack, policy, stored, xml_blocks
 
 # A small vocabulary makes duplicates and shared shingles likely; the odd strings probe the

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from assembler.rules.priority import positive_score
-from retrieval.types import ScoreKind
+from core.types import ScoreKind
 from tests.assembler.builders import candidate, drop_detail, pack, packed_ids, policy, reasons
 
 

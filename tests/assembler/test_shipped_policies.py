@@ -78,7 +78,7 @@ def test_legal_policy_keeps_only_recent_approved_documents(counter) -> None:
 
 
 def test_incident_policy_skips_the_rerank_threshold_for_fused_scores(counter) -> None:
-    from retrieval.types import ScoreKind
+    from core.types import ScoreKind
 
     candidates = [candidate(f"c{n}", score=0.01, kind=ScoreKind.RRF) for n in range(3)]
     policy = load_policy(POLICIES / "incident-long-context.yaml").policy

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from core.types import Stage
 from eval.attribution import Outcome, attribute, attribute_query
-from retrieval.types import Stage
 
 RELEVANT = ["a", "b", "c", "d", "e"]
 STAGES: dict[Stage, list[str]] = {

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from core.types import Candidate
 from eval import EvalParams, collection_name, load_dataset, run
 from index.edge import EdgeStore
 from ingest import Chunker, ChunkingParams
-from retrieval.hybrid import RetrievalParams
 from retrieval.rerank import CrossEncoderReranker
-from retrieval.types import Candidate
+from retrieval.types import RetrievalParams
 from tests.reranker_model import build_test_cross_encoder
 
 DOCS = {

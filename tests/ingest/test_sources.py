@@ -17,8 +17,8 @@ import pytest
 from pypdf import PdfWriter
 
 from core.errors import InvalidInputError
-from ingest.sources import FieldMapping, SourceSpec, count_source_files, read_source
-from ingest.types import Document, InputProblem
+from ingest.sources import SourceSpec, count_source_files, read_source
+from ingest.types import Document, FieldMapping, InputProblem
 
 
 def write(path: Path, text: str | bytes) -> Path:

@@ -24,19 +24,23 @@ import tiktoken
 from pydantic import ValidationError
 
 from core.errors import ForbiddenError, InvalidInputError, UnknownCollectionError, field_path
-from index.schema import BODY_TOKEN_ENCODINGS, Filter, StoredPoint, rendered_body
+from core.types import (
+    BODY_TOKEN_ENCODINGS,
+    Candidate,
+    Principal,
+    ScoreKind,
+    SearchFilters,
+    Stage,
+    rendered_body,
+)
+from index.schema import Filter, StoredPoint
 from ingest import Chunker, ChunkingParams, SourceSpec, sync
 from retrieval import (
-    Candidate,
     CrossEncoderReranker,
-    Principal,
     RerankMode,
     RerankParams,
     RetrievalParams,
     Retrieved,
-    ScoreKind,
-    SearchFilters,
-    Stage,
     access_filter,
     fetch_documents,
     hybrid,

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
+from core.types import PUBLIC_GROUP
 from index.edge import EdgeStore
-from index.schema import PUBLIC_GROUP
 from tests.service.conftest import KEYS, Running, auth
 
 LEXICAL = [

@@ -11,14 +11,14 @@ from pathlib import Path
 
 from fastapi import APIRouter, Request
 
-from core.errors import InvalidInputError
+from core.errors import ForbiddenError, InvalidInputError
 from index.schema import validate_collection_name
 from ingest import Partition, SourceSpec, SyncOptions
-from ingest.sources import FieldMapping
+from ingest.types import FieldMapping
 from service.api.deps import AdminKeyDep, RuntimeDep, audit_record
 from service.api.schemas import ErrorOut, IngestRequest, JobOut
 from service.auth import ApiKey
-from service.errors import ForbiddenError, NotReadyError, UnknownJobError
+from service.errors import NotReadyError, UnknownJobError
 from service.ingest_roots import check_source
 from service.jobs import SERVER_BATCH_CHUNKS
 
