@@ -199,9 +199,9 @@ def _retrieval(dataset: Path, queries: list[str], args: Any, work: Path) -> dict
     from core.types import Principal
     from index.edge import EdgeStore
     from index.encoders import Encoders
-    from ingest import SourceSpec, sync
+    from ingest import Chunker, SourceSpec, sync
     from retrieval.hybrid import search
-    from service.wiring import build_chunker, chunking_params, encoder_params, load_settings
+    from service.wiring import chunking_params, encoder_params, load_settings
 
     subset = work / "subset"
     subset.mkdir()
@@ -223,7 +223,7 @@ def _retrieval(dataset: Path, queries: list[str], args: Any, work: Path) -> dict
         collection="bench",
         store=store,
         encoders=encoders,
-        chunker=build_chunker(chunking_params(settings), encoders),
+        chunker=Chunker.for_encoder(chunking_params(settings), encoders.dense),
     )
     principal = Principal("bench", ("public",))
     cache = encoders.dense._cache  # noqa: SLF001 -- the shared query cache, reset per scenario

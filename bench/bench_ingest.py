@@ -60,13 +60,13 @@ def main() -> None:
     from rich.table import Table
 
     from index.encoders import EncoderParams, Encoders
-    from ingest import SourceSpec, SyncOptions
-    from service.wiring import build_chunker, chunking_params, encoder_params, load_settings
+    from ingest import Chunker, SourceSpec, SyncOptions
+    from service.wiring import chunking_params, encoder_params, load_settings
 
     settings = load_settings()
     params: EncoderParams = encoder_params(settings)
     encoders = Encoders.load(params)
-    chunker = build_chunker(chunking_params(settings), encoders)
+    chunker = Chunker.for_encoder(chunking_params(settings), encoders.dense)
     options = SyncOptions(batch_chunks=args.batch_chunks)
     encoders.dense.encode(["warm up the model"] * 8)
 

@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import tiktoken
 from llama_index.core.callbacks import CallbackManager
@@ -35,6 +36,9 @@ from ingest.text_spans import halve, match_at, skip_space, split_sentences, stri
 from ingest.types import Chunk, Document
 
 __all__ = ["Chunker", "ChunkingParams"]
+
+if TYPE_CHECKING:
+    from index.encoders import DenseEncoder
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +179,11 @@ class Chunker:
             callback_manager=CallbackManager([]),
         )
         self._splitters: dict[int, SentenceSplitter] = {}
+
+    @classmethod
+    def for_encoder(cls, params: ChunkingParams, dense: DenseEncoder) -> Chunker:
+        """A chunker whose chunks fit ``dense``'s input limit (counted with its tokenizer)."""
+        return cls(params, max_model_tokens=dense.max_tokens, model_token_count=dense.count_tokens)
 
     def count_tokens(self, text: str) -> int:
         """tiktoken tokens of ``text`` in the chunker's encoding (special tokens as plain text)."""

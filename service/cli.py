@@ -22,7 +22,6 @@ from core.errors import (
     StoreLockedError,
     UnknownCollectionError,
 )
-from service import wiring
 from service.cli_common import err_console, out_console, setup_logging, split_values
 from service.settings import Settings
 from service.wiring import chunking_params, load_encoders, load_settings, opened_store, sync_options
@@ -200,11 +199,11 @@ def ingest(
 def _run_sync(
     settings: Settings, specs: list[SourceSpec], options: SyncOptions, *, show_progress: bool
 ) -> SyncReport:
-    from ingest import sync
+    from ingest import Chunker, sync
 
     with opened_store(settings, owner="ragctx ingest") as store:
         encoders = load_encoders(settings)
-        chunker = wiring.build_chunker(chunking_params(settings), encoders)
+        chunker = Chunker.for_encoder(chunking_params(settings), encoders.dense)
         if not show_progress:
             return sync(
                 specs,

@@ -281,11 +281,12 @@ def _evaluate(settings: Settings, data: Any, params: EvalParams, *, show_progres
     from dataclasses import replace
 
     from eval import run
+    from ingest import Chunker
     from service import wiring
 
     with wiring.opened_store(settings, owner="ragctx eval") as store:
         encoders = wiring.load_encoders(settings)
-        chunker = wiring.build_chunker(wiring.chunking_params(settings), encoders)
+        chunker = Chunker.for_encoder(wiring.chunking_params(settings), encoders.dense)
         choice = wiring.measured_reranker(settings)
         reranker = choice.reranker
         params = replace(params, rerank_note=choice.note)

@@ -22,10 +22,9 @@ from typing import Any
 
 from core.errors import RagctxError
 from index import Encoders, Store
-from ingest import ChunkingParams, SourceSpec, SyncOptions, sync
+from ingest import Chunker, ChunkingParams, SourceSpec, SyncOptions, sync
 from ingest.sources import count_source_files
 from service.errors import OverloadedError
-from service.wiring import build_chunker
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +224,7 @@ class JobRunner:
                 job.check()
             job.files_total = sum(count_source_files(s) for s in job.specs)
             encoders = self._encoders()
-            chunker = build_chunker(self._chunking, encoders)
+            chunker = Chunker.for_encoder(self._chunking, encoders.dense)
             report = sync(
                 list(job.specs),
                 collection=job.collection,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import DirectoryPath, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     )
     chunk_overlap: int = Field(defaults.CHUNK_OVERLAP, ge=0)
     chunk_encoding: Literal["cl100k_base", "o200k_base"] = defaults.CHUNK_ENCODING
-    tiktoken_cache_dir: Path | None = Field(
+    tiktoken_cache_dir: DirectoryPath | None = Field(
         None,
         description="Folder holding tiktoken's BPE files (offline machines; `make install` "
         "writes llama-index's copy); set as TIKTOKEN_CACHE_DIR before the first encoding loads.",

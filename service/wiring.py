@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from eval import JudgeParams
     from index import Encoders, Store, StoreParams
     from index.encoders import EncoderParams
-    from ingest import Chunker, ChunkingParams, SyncOptions
+    from ingest import ChunkingParams, SyncOptions
     from retrieval.rerank import Reranker, RerankParams
     from retrieval.types import RetrievalParams
     from service.auth import KeyRing
@@ -128,17 +128,6 @@ def chunking_params(settings: Settings) -> ChunkingParams:
         chunk_tokens=settings.chunk_tokens,
         overlap_tokens=settings.chunk_overlap,
         encoding=settings.chunk_encoding,
-    )
-
-
-def build_chunker(chunking: ChunkingParams, encoders: Encoders) -> Chunker:
-    """The chunker for ``chunking``, guarded by the dense model's input limit."""
-    from ingest import Chunker
-
-    return Chunker(
-        chunking,
-        max_model_tokens=encoders.dense.max_tokens,
-        model_token_count=encoders.dense.count_tokens,
     )
 
 

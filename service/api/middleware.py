@@ -11,7 +11,6 @@ import json
 import time
 from typing import Any
 
-from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -135,8 +134,3 @@ class ObserveMiddleware:
                 audit.write(
                     record.line(status=status, latency_ms=elapsed * 1000, trace_id=trace_id)
                 )
-
-
-def current_trace_id() -> str:
-    """The trace id of the current span, as 32 hex digits."""
-    return format(trace.get_current_span().get_span_context().trace_id, "032x")
