@@ -24,7 +24,8 @@ from typer import _click
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
-    from eval import EvalParams, EvalReport, GateResult
+    from eval import DocScore, EvalDataset, EvalParams, EvalReport, GateResult
+    from eval.context_stage import AssemblerContextScorer
     from service.settings import Settings
 
 err_console = Console(stderr=True)
@@ -228,7 +229,7 @@ def eval_params(
     settings: Settings,
     *,
     k: int = 10,
-    doc_score: Any = None,
+    doc_score: DocScore | None = None,
     collection: str | None = None,
     leg_limit: int | None = None,
 ) -> EvalParams:
@@ -256,7 +257,7 @@ def eval_params(
     )
 
 
-def _context_scorer(settings: Settings) -> Any:
+def _context_scorer(settings: Settings) -> AssemblerContextScorer | None:
     """The context stage: the default policy against the naive packer, cl100k_base budgets."""
     from datetime import UTC, datetime
 
@@ -277,7 +278,9 @@ def _context_scorer(settings: Settings) -> Any:
     )
 
 
-def _evaluate(settings: Settings, data: Any, params: EvalParams, *, show_progress: bool) -> Any:
+def _evaluate(
+    settings: Settings, data: EvalDataset, params: EvalParams, *, show_progress: bool
+) -> EvalReport:
     from dataclasses import replace
 
     from eval import run

