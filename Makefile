@@ -6,10 +6,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
-# Offline copies of the models and tiktoken files (this machine has no model hub).
+# No model hub here: never ask it (ragctx.toml, written by `make install`, names the offline
+# copies of the models and of tiktoken's files).
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
-	RAGAS_DO_NOT_TRACK=true \
-	TIKTOKEN_CACHE_DIR=$$($(PY) -c 'import llama_index.core, os; print(os.path.join(os.path.dirname(llama_index.core.__file__), "_static", "tiktoken_cache"))')
+	RAGAS_DO_NOT_TRACK=true
 THREADS := OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 
 .PHONY: help install run ingest test test-slow lint fmt bench bench-scale eval clean
