@@ -38,8 +38,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import index.payload as stored
 from index import Encoders, Store
 from index.errors import InvalidInputError
+from index.payload import ChunkPayload
 from index.schema import Filter, MatchValue, PointRecord, point_id
 from ingest.chunking import Chunker
 from ingest.sources import SourceSpec, check_source, read_source, source_name
@@ -47,7 +49,14 @@ from ingest.types import Chunk, Document, InputProblem
 
 log = logging.getLogger(__name__)
 
-HELD_FIELDS = ("tenant", "doc_id", "doc_hash", "chunk_index", "chunk_count", "path")
+HELD_FIELDS = (
+    stored.TENANT,
+    stored.DOC_ID,
+    stored.DOC_HASH,
+    stored.CHUNK_INDEX,
+    stored.CHUNK_COUNT,
+    stored.PATH,
+)
 
 
 class SyncProgress(Protocol):
@@ -367,16 +376,16 @@ def _held_state(
     if not store.has_collection(collection):
         return {}
     held: dict[HeldKey, _Held] = {}
-    must: tuple[MatchValue, ...] = (MatchValue("source", source),)
+    must: tuple[MatchValue, ...] = (MatchValue(stored.SOURCE, source),)
     if tenant is not None:
-        must += (MatchValue("tenant", tenant),)
+        must += (MatchValue(stored.TENANT, tenant),)
     for point in store.scroll(collection, Filter(must=must), fields=HELD_FIELDS):
         p = point.payload
-        entry = held.setdefault((str(p["tenant"]), str(p["doc_id"])), _Held())
-        doc_hash = str(p["doc_hash"])
-        entry.versions.setdefault(doc_hash, {})[int(p["chunk_index"])] = point.id
-        entry.counts[doc_hash] = int(p["chunk_count"])
-        entry.path = str(p.get("path", ""))
+        entry = held.setdefault((str(p[stored.TENANT]), str(p[stored.DOC_ID])), _Held())
+        doc_hash = str(p[stored.DOC_HASH])
+        entry.versions.setdefault(doc_hash, {})[int(p[stored.CHUNK_INDEX])] = point.id
+        entry.counts[doc_hash] = int(p[stored.CHUNK_COUNT])
+        entry.path = str(p.get(stored.PATH, ""))
     return held
 
 
@@ -629,27 +638,27 @@ def _write_batch(
 
 def _payload(pending: _Pending, chunk: Chunk) -> dict[str, Any]:
     doc = pending.doc
-    return {
-        "tenant": doc.tenant,
-        "groups": list(doc.groups),
-        "tags": list(doc.tags),
-        "doc_id": doc.doc_id,
-        "doc_hash": pending.doc_hash,
-        "source": doc.source,
-        "path": doc.path,
-        "title": doc.title,
-        "format": doc.format,
-        "updated_at": doc.updated_at.isoformat() if doc.updated_at else None,
-        "metadata": _json_safe(dict(doc.metadata)),
-        "chunk_index": chunk.index,
-        "chunk_count": len(pending.chunks),
-        "section": list(chunk.section),
-        "char_start": chunk.char_start,
-        "char_end": chunk.char_end,
-        "tokens": chunk.tokens,
-        "body_tokens": dict(chunk.body_tokens),
-        "text": chunk.text,
-    }
+    return ChunkPayload(
+        tenant=doc.tenant,
+        doc_id=doc.doc_id,
+        text=chunk.text,
+        source=doc.source,
+        path=doc.path,
+        doc_hash=pending.doc_hash,
+        title=doc.title,
+        format=doc.format,
+        groups=doc.groups,
+        tags=doc.tags,
+        updated_at=doc.updated_at,
+        metadata=_json_safe(dict(doc.metadata)),
+        chunk_index=chunk.index,
+        chunk_count=len(pending.chunks),
+        section=chunk.section,
+        char_start=chunk.char_start,
+        char_end=chunk.char_end,
+        tokens=chunk.tokens,
+        body_tokens=chunk.body_tokens,
+    ).to_payload()
 
 
 def _json_safe(value: dict[str, Any]) -> dict[str, Any]:
