@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from index import Store
 from index.schema import Filter, MatchValue
 from ingest.chunking import Chunker, ChunkingParams
-from ingest.sources import FieldMapping, SourceSpec, read_source
+from ingest.sources import read_source
 from ingest.sync import (
     Partition,
     SyncOptions,
@@ -19,7 +19,7 @@ from ingest.sync import (
     WithheldDeletion,
     sync,
 )
-from ingest.types import Chunk, Document, InputProblem
+from ingest.types import Chunk, Document, FieldMapping, InputProblem, SourceSpec
 
 __all__ = [
     "Chunk",

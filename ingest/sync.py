@@ -34,9 +34,12 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Protocol
+
+from pydantic import TypeAdapter
 
 import index.payload as stored
 from index import Encoders, Store
@@ -162,6 +165,15 @@ class SyncReport:
     notes: tuple[str, ...] = ()
     withheld: tuple[WithheldDeletion, ...] = ()
 
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SyncReport:
+        """The report of a :meth:`to_dict` summary (an admin job's, read by the hand-off client).
+
+        Raises:
+            pydantic.ValidationError: ``raw`` is not such a summary.
+        """
+        return _report_adapter().validate_python(raw)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the ``--json`` summary and the admin job summary)."""
         return {
@@ -197,6 +209,11 @@ class SyncReport:
                 for w in self.withheld
             ],
         }
+
+
+@cache
+def _report_adapter() -> TypeAdapter[SyncReport]:
+    return TypeAdapter(SyncReport)
 
 
 @dataclass(slots=True)

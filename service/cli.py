@@ -212,8 +212,7 @@ def ingest(
     When a running `ragctx serve` holds the embedded store, the job is handed to it (admin key)
     and followed with the same progress bars.
     """
-    from ingest import Partition, SourceSpec, SyncOptions
-    from ingest.sources import FieldMapping
+    from ingest import FieldMapping, Partition, SourceSpec, SyncOptions
 
     _setup_logging(verbose)
     settings = load_settings(collection=collection)
