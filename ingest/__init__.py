@@ -14,9 +14,11 @@ from ingest.sources import read_source
 from ingest.sync import (
     Partition,
     SyncOptions,
+    SyncPlan,
     SyncProgress,
     SyncReport,
     WithheldDeletion,
+    plan_source,
     sync,
 )
 from ingest.types import Chunk, Document, FieldMapping, InputProblem, SourceSpec
@@ -32,9 +34,11 @@ __all__ = [
     "Partition",
     "SourceSpec",
     "SyncOptions",
+    "SyncPlan",
     "SyncProgress",
     "SyncReport",
     "WithheldDeletion",
+    "plan_source",
     "read_source",
     "stats",
     "sync",
