@@ -1,6 +1,7 @@
 """The stored schema: vector names, payload fields and their indexes, point ids, filters.
 
-This is the contract of what a point holds (DESIGN.md §3). Backends translate the filter
+This is the contract of what a point holds (DESIGN.md §3); the payload itself is
+``index.payload.ChunkPayload``. Backends translate the filter
 types here into their own; nothing outside ``index`` sees a Qdrant type.
 """
 
@@ -14,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from core.errors import InvalidInputError
+from index.payload import DOC_HASH, DOC_ID, GROUPS, SOURCE, TAGS, TENANT, UPDATED_AT
 
 DENSE = "dense"
 BM25 = "bm25"
@@ -21,16 +23,16 @@ BM25 = "bm25"
 # Payload fields with an index, and the index kind each gets. ``tenant`` is a tenant index
 # (Qdrant co-locates a tenant's points), ``updated_at`` a datetime index for range filters.
 INDEXED_FIELDS: dict[str, str] = {
-    "tenant": "tenant",
-    "groups": "keyword",
-    "doc_id": "keyword",
-    "source": "keyword",
-    "tags": "keyword",
-    "updated_at": "datetime",
-    "doc_hash": "keyword",
+    TENANT: "tenant",
+    GROUPS: "keyword",
+    DOC_ID: "keyword",
+    SOURCE: "keyword",
+    TAGS: "keyword",
+    UPDATED_AT: "datetime",
+    DOC_HASH: "keyword",
 }
 
-ACCESS_FIELDS = ("tenant", "groups")
+ACCESS_FIELDS = (TENANT, GROUPS)
 """Payload fields that decide access; ``Store.outside`` returns them for the points it names."""
 
 

@@ -10,16 +10,18 @@ from dataclasses import dataclass
 from index import Store
 from index.schema import Filter, MatchValue
 from ingest.chunking import Chunker, ChunkingParams
-from ingest.sources import SourceSpec, read_source
+from ingest.sources import read_source
 from ingest.sync import (
     Partition,
     SyncOptions,
+    SyncPlan,
     SyncProgress,
     SyncReport,
     WithheldDeletion,
+    plan_source,
     sync,
 )
-from ingest.types import Chunk, Document, FieldMapping, InputProblem
+from ingest.types import Chunk, Document, FieldMapping, InputProblem, SourceSpec
 
 __all__ = [
     "Chunk",
@@ -32,9 +34,11 @@ __all__ = [
     "Partition",
     "SourceSpec",
     "SyncOptions",
+    "SyncPlan",
     "SyncProgress",
     "SyncReport",
     "WithheldDeletion",
+    "plan_source",
     "read_source",
     "stats",
     "sync",

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO
+from typing import Any, BinaryIO
 
 import yaml
 
@@ -30,10 +30,7 @@ from ingest.fields import (
     parse_str_list,
 )
 from ingest.html_text import HtmlTooDeepError, html_to_text
-from ingest.types import Document, InputProblem
-
-if TYPE_CHECKING:
-    from ingest.types import FieldMapping
+from ingest.types import Document, FieldMapping, InputProblem
 
 BINARY_PROBE_BYTES = 8192
 # A UTF-8 character takes at most 4 bytes: a file larger than this cannot fit the limit.

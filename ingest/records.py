@@ -41,7 +41,7 @@ from ingest.readers import (
     utf8_problem,
     within_grant,
 )
-from ingest.types import Document, InputProblem
+from ingest.types import Document, FieldMapping, InputProblem
 
 _MAPPED = ("id", "text", "title", "updated_at", "tenant", "groups", "tags")
 
@@ -149,8 +149,6 @@ def read_json(ref: FileRef, ctx: ReadContext) -> Iterator[Read]:
 
 def read_beir_corpus(ref: FileRef, ctx: ReadContext) -> Iterator[Read]:
     """Read a BEIR ``corpus.jsonl``: records ``{"_id", "title", "text", "metadata"}``."""
-    from ingest.types import FieldMapping
-
     beir_ctx = replace(ctx, fields=FieldMapping(id="_id", metadata=("metadata",)))
     for item in read_jsonl(ref, beir_ctx, fmt="beir"):
         if isinstance(item, Located):

@@ -27,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,7 +46,7 @@ from ingest.readers import (
     too_large_problem,
 )
 from ingest.records import read_beir_corpus, read_json, read_jsonl
-from ingest.types import Document, FieldMapping, InputProblem
+from ingest.types import Document, FieldMapping, InputProblem, SourceSpec
 
 __all__ = [
     "KINDS",
@@ -71,31 +71,6 @@ _READERS: dict[str, Callable[[FileRef, ReadContext], Iterator[Read]]] = {
     ".jsonl": read_jsonl,
 }
 SUPPORTED_SUFFIXES = tuple(_READERS)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceSpec:
-    """Where to read documents from, and the defaults for what a document does not say.
-
-    ``name`` is the sync scope stored as ``Document.source``; by default the path as given
-    (``path.as_posix()``). ``kind`` is one of :data:`KINDS`: ``auto`` reads a folder holding
-    ``corpus.jsonl`` and ``queries.jsonl`` as a BEIR corpus and anything else by file type;
-    ``jsonl`` reads every selected file as JSON Lines (by default ``*.jsonl`` in a folder).
-    """
-
-    path: Path
-    name: str | None = None
-    include: tuple[str, ...] = ()
-    exclude: tuple[str, ...] = ()
-    tenant: str = "default"
-    groups: tuple[str, ...] = ("public",)
-    tags: tuple[str, ...] = ()
-    fields: FieldMapping = field(default_factory=FieldMapping)
-    kind: str = "auto"
-    tenant_from_records: bool = False
-    """Per-record tenancy: a document's own tenant field decides its tenant (``tenant`` is
-    then only the default of documents that name none). Off, a document naming another
-    tenant than ``tenant`` is a problem (see ``ingest.readers.within_grant``)."""
 
 
 def read_source(

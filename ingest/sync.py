@@ -26,6 +26,12 @@ some for it, or a sync that would delete more than ``mass_delete_fraction`` of a
 documents (and at least ``mass_delete_min_docs``), deletes nothing of that source and reports
 the deletions as withheld, unless ``allow_mass_delete`` is set. Additions and updates still
 happen; the plan of a dry run shows the same.
+
+Plan and apply. :class:`SourcePlanner` decides what a source's sync does (add, update, clean
+up, delete, withhold) from what the store holds and what the source yields, without touching
+the store: its :class:`SyncPlan` is what ``--dry-run`` prints (:func:`plan_source` runs it
+alone). ``_sync_source`` applies it: each planned write is chunked and written in batches as
+the source is read (a source is never held in memory whole), the deletions once it is done.
 """
 
 from __future__ import annotations
@@ -34,12 +40,17 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Protocol
 
+from pydantic import TypeAdapter
+
+import index.payload as stored
 from core.errors import InvalidInputError
 from index import Encoders, Store
+from index.payload import ChunkPayload
 from index.schema import Filter, MatchValue, PointRecord, point_id
 from ingest.chunking import Chunker
 from ingest.sources import SourceSpec, check_source, read_source, source_name
@@ -47,7 +58,14 @@ from ingest.types import Chunk, Document, InputProblem
 
 log = logging.getLogger(__name__)
 
-HELD_FIELDS = ("tenant", "doc_id", "doc_hash", "chunk_index", "chunk_count", "path")
+HELD_FIELDS = (
+    stored.TENANT,
+    stored.DOC_ID,
+    stored.DOC_HASH,
+    stored.CHUNK_INDEX,
+    stored.CHUNK_COUNT,
+    stored.PATH,
+)
 
 
 class SyncProgress(Protocol):
@@ -153,6 +171,15 @@ class SyncReport:
     notes: tuple[str, ...] = ()
     withheld: tuple[WithheldDeletion, ...] = ()
 
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SyncReport:
+        """The report of a :meth:`to_dict` summary (an admin job's, read by the hand-off client).
+
+        Raises:
+            pydantic.ValidationError: ``raw`` is not such a summary.
+        """
+        return _report_adapter().validate_python(raw)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (the ``--json`` summary and the admin job summary)."""
         return {
@@ -190,9 +217,14 @@ class SyncReport:
         }
 
 
+@cache
+def _report_adapter() -> TypeAdapter[SyncReport]:
+    return TypeAdapter(SyncReport)
+
+
 @dataclass(slots=True)
-class _Held:
-    """What the collection holds for one document: point ids per version."""
+class Held:
+    """What the collection holds for one document: point ids per version, and its path."""
 
     versions: dict[str, dict[int, str]] = field(default_factory=dict)  # hash -> index -> id
     counts: dict[str, int] = field(default_factory=dict)  # hash -> chunk_count
@@ -221,6 +253,19 @@ class _Tally:
     plan: list[PlannedAction] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     withheld: list[WithheldDeletion] = field(default_factory=list)
+
+    def record(self, plan: SyncPlan) -> None:
+        """Count a source's plan in: what it adds, updates, keeps, deletes, and its problems."""
+        self.added += plan.added
+        self.updated += plan.updated
+        self.unchanged += plan.unchanged
+        self.deleted += len(plan.deleting)
+        self.failed += len(plan.problems)
+        self.problems.extend(plan.problems)
+        self.plan.extend(plan.actions())
+        self.notes.extend(plan.notes)
+        if plan.withheld is not None:
+            self.withheld.append(plan.withheld)
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +403,7 @@ HeldKey = tuple[str, str]  # (tenant, doc_id)
 
 def _held_state(
     store: Store, collection: str, source: str, tenant: str | None
-) -> dict[HeldKey, _Held]:
+) -> dict[HeldKey, Held]:
     """What the collection holds for the scope: ``source`` in ``tenant`` (None: every tenant).
 
     Point ids are read, never recomputed, so points written under an older id scheme
@@ -366,18 +411,229 @@ def _held_state(
     """
     if not store.has_collection(collection):
         return {}
-    held: dict[HeldKey, _Held] = {}
-    must: tuple[MatchValue, ...] = (MatchValue("source", source),)
+    held: dict[HeldKey, Held] = {}
+    must: tuple[MatchValue, ...] = (MatchValue(stored.SOURCE, source),)
     if tenant is not None:
-        must += (MatchValue("tenant", tenant),)
+        must += (MatchValue(stored.TENANT, tenant),)
     for point in store.scroll(collection, Filter(must=must), fields=HELD_FIELDS):
         p = point.payload
-        entry = held.setdefault((str(p["tenant"]), str(p["doc_id"])), _Held())
-        doc_hash = str(p["doc_hash"])
-        entry.versions.setdefault(doc_hash, {})[int(p["chunk_index"])] = point.id
-        entry.counts[doc_hash] = int(p["chunk_count"])
-        entry.path = str(p.get("path", ""))
+        entry = held.setdefault((str(p[stored.TENANT]), str(p[stored.DOC_ID])), Held())
+        doc_hash = str(p[stored.DOC_HASH])
+        entry.versions.setdefault(doc_hash, {})[int(p[stored.CHUNK_INDEX])] = point.id
+        entry.counts[doc_hash] = int(p[stored.CHUNK_COUNT])
+        entry.path = str(p.get(stored.PATH, ""))
     return held
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedWrite:
+    """A new or changed document to chunk, embed and write; then its ``stale_ids`` go."""
+
+    doc: Document
+    doc_hash: str
+    is_new: bool
+    stale_ids: tuple[str, ...]  # the points of its other (older or partial) versions
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedCleanup:
+    """An unchanged document's leftovers of an interrupted replacement, to delete."""
+
+    doc_id: str
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedDelete:
+    """A document gone from its source: every point it holds goes."""
+
+    tenant: str
+    doc_id: str
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class SyncPlan:
+    """What a sync of one source does, decided without touching the store (a dry run's plan).
+
+    ``writes`` are the adds and updates in read order; ``deletes`` the documents gone from the
+    source, which are not made when ``withheld`` says why (the deletion guards).
+    """
+
+    source: str
+    writes: tuple[PlannedAction, ...] = ()
+    unchanged: int = 0
+    cleanups: tuple[PlannedCleanup, ...] = ()
+    deletes: tuple[PlannedDelete, ...] = ()
+    withheld: WithheldDeletion | None = None
+    problems: tuple[InputProblem, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    @property
+    def added(self) -> int:
+        """Documents to add."""
+        return sum(a.action == "add" for a in self.writes)
+
+    @property
+    def updated(self) -> int:
+        """Documents to replace with their new version."""
+        return sum(a.action == "update" for a in self.writes)
+
+    @property
+    def deleting(self) -> tuple[PlannedDelete, ...]:
+        """The deletions to make: none while they are withheld."""
+        return () if self.withheld is not None else self.deletes
+
+    def actions(self) -> tuple[PlannedAction, ...]:
+        """The plan's lines: adds and updates in read order, then the deletions made."""
+        gone = tuple(PlannedAction("delete", self.source, d.doc_id) for d in self.deleting)
+        return self.writes + gone
+
+
+class SourcePlanner:
+    """Decides what a sync of one source does, document by document; touches no store.
+
+    Feed it what the source yields (:meth:`take`), in order, then :meth:`finish` for the plan.
+    :meth:`take` returns what to write (or clean up) for that document at once, so the sync
+    writes in batches as it reads and never holds a whole source in memory.
+    """
+
+    def __init__(
+        self,
+        source: str,
+        held: Mapping[HeldKey, Held],
+        *,
+        scope_tenant: str | None,
+        partition: Partition | None = None,
+    ) -> None:
+        self.source = source
+        self._held = held
+        self._scope_tenant = scope_tenant  # None: per-record tenancy
+        self._part = partition
+        self._seen: set[HeldKey] = set()
+        self._failed_ids: set[str] = set()  # a failed document's id: its stored versions stay
+        self._failed_paths: list[str] = []
+        self._read_tenants: set[str] = set()
+        self._writes: list[PlannedAction] = []
+        self._unchanged = 0
+        self._cleanups: list[PlannedCleanup] = []
+        self._problems: list[InputProblem] = []
+
+    def take(self, item: Document | InputProblem) -> PlannedWrite | PlannedCleanup | None:
+        """Plan one document (or read problem): what to write or clean up, or None."""
+        part = self._part
+        if isinstance(item, InputProblem):
+            if item.doc_id is not None and part is not None and not part.owns(item.doc_id):
+                self._failed_ids.add(item.doc_id)
+                return None
+            self.fail(item)
+            return None
+        doc = item
+        key = (doc.tenant, doc.doc_id)
+        self._seen.add(key)
+        self._read_tenants.add(doc.tenant)
+        if part is not None and not part.owns(doc.doc_id):
+            return None
+        try:
+            doc_hash = doc.doc_hash
+        except Exception as err:  # noqa: BLE001 (one document's failure is its own)
+            self.fail(_document_problem(doc, "cannot hash the document", err))
+            return None
+        entry = self._held.get(key)
+        if entry is not None and entry.complete(doc_hash):
+            self._unchanged += 1
+            leftovers = entry.ids_except(doc_hash)
+            if not leftovers:
+                return None
+            # an interrupted replacement left an old or partial version: finish it
+            cleanup = PlannedCleanup(doc.doc_id, tuple(leftovers))
+            self._cleanups.append(cleanup)
+            return cleanup
+        is_new = entry is None
+        self._writes.append(PlannedAction("add" if is_new else "update", self.source, doc.doc_id))
+        stale = () if entry is None else tuple(entry.ids_except(doc_hash))
+        return PlannedWrite(doc, doc_hash, is_new, stale)
+
+    def fail(self, problem: InputProblem, write: PlannedWrite | None = None) -> None:
+        """Record a document that failed (``write``: one planned, then failed to chunk)."""
+        if write is not None:  # the last one planned: a write is chunked as soon as planned
+            self._writes.pop()
+        self._failed_paths.append(problem.path)
+        if problem.doc_id is not None:
+            self._failed_ids.add(problem.doc_id)
+        self._problems.append(problem)
+        log.warning("skipped %s", problem)
+
+    def finish(self, options: SyncOptions) -> SyncPlan:
+        """The plan, with the deletions of documents gone from the source and the guards."""
+        # Documents gone from the source (in this partition and tenant scope), unless their
+        # file, a folder above it or the document itself failed to read.
+        part, held = self._part, self._held
+        in_scope = {
+            key: entry
+            for key, entry in held.items()
+            if (part is None or part.owns(key[1]))
+            and (self._scope_tenant is not None or key[0] in self._read_tenants)
+        }
+        notes: list[str] = []
+        gone: list[tuple[HeldKey, Held]] = []
+        for key, entry in sorted(in_scope.items()):
+            if key in self._seen:
+                continue
+            if key[1] in self._failed_ids or any(
+                _same_file(entry.path, bad) for bad in self._failed_paths
+            ):
+                notes.append(
+                    f"kept {key[1]!r}: its file {entry.path!r} failed to read; fix it and re-run"
+                )
+                continue
+            gone.append((key, entry))
+        if self._scope_tenant is None:
+            others = sorted({t for t, _ in held} - self._read_tenants)
+            if others:
+                notes.append(
+                    f"kept the documents of tenant(s) {others} under {self.source!r}: this run "
+                    "read no record of theirs (per-record tenancy deletes only within the "
+                    "tenants it reads)"
+                )
+        withheld = _withheld(
+            self.source,
+            self._scope_tenant,
+            gone,
+            held=len(in_scope),
+            read=bool(self._seen),
+            options=options,
+        )
+        return SyncPlan(
+            source=self.source,
+            writes=tuple(self._writes),
+            unchanged=self._unchanged,
+            cleanups=tuple(self._cleanups),
+            deletes=tuple(
+                PlannedDelete(key[0], key[1], tuple(entry.ids_except(None))) for key, entry in gone
+            ),
+            withheld=withheld,
+            problems=tuple(self._problems),
+            notes=tuple(notes),
+        )
+
+
+def plan_source(
+    source: str,
+    held: Mapping[HeldKey, Held],
+    items: Iterable[Document | InputProblem],
+    *,
+    scope_tenant: str | None,
+    options: SyncOptions = SyncOptions(),
+) -> SyncPlan:
+    """The plan of syncing ``items`` (what a source yields) over ``held`` (what the store holds).
+
+    Pure: the same inputs give the same plan. ``--dry-run`` prints it; a sync applies it.
+    """
+    planner = SourcePlanner(source, held, scope_tenant=scope_tenant, partition=options.partition)
+    for item in items:
+        planner.take(item)
+    return planner.finish(options)
 
 
 def _sync_source(
@@ -392,144 +648,55 @@ def _sync_source(
     progress: SyncProgress | None,
     tally: _Tally,
 ) -> None:
+    """Plan the sync of one source and apply it: writes in batches as it reads, then deletions."""
     scope_tenant = None if spec.tenant_from_records else spec.tenant
     held = _held_state(store, collection, name, scope_tenant)
-    part = options.partition
-    seen: set[HeldKey] = set()
-    failed_ids: set[str] = set()  # a failed document's id: its stored versions stay
-    failed_paths: list[str] = []
-    read_tenants: set[str] = set()
-
-    def failed(problem: InputProblem) -> None:
-        failed_paths.append(problem.path)
-        if problem.doc_id is not None:
-            failed_ids.add(problem.doc_id)
-        tally.failed += 1
-        tally.problems.append(problem)
-        log.warning("skipped %s", problem)
-
-    def wanted(items: Iterable[Document | InputProblem]) -> Iterator[_Pending]:
-        for item in items:
-            if progress is not None:
-                progress.documents(1)
-            if isinstance(item, InputProblem):
-                if item.doc_id is not None and part is not None and not part.owns(item.doc_id):
-                    failed_ids.add(item.doc_id)
-                    continue
-                failed(item)
-                continue
-            doc = item
-            key = (doc.tenant, doc.doc_id)
-            seen.add(key)
-            read_tenants.add(doc.tenant)
-            if part is not None and not part.owns(doc.doc_id):
-                continue
-            try:
-                doc_hash = doc.doc_hash
-            except Exception as err:  # noqa: BLE001 (one document's failure is its own)
-                failed(_document_problem(doc, "cannot hash the document", err))
-                continue
-            entry = held.get(key)
-            if entry is not None and entry.complete(doc_hash):
-                leftovers = entry.ids_except(doc_hash)
-                if leftovers and not options.dry_run:
-                    # an interrupted replacement left an old or partial version: finish it
-                    store.delete(collection, leftovers)
-                    tally.chunks_deleted += len(leftovers)
-                tally.unchanged += 1
-                continue
-            is_new = entry is None
-            tally.plan.append(PlannedAction("add" if is_new else "update", name, doc.doc_id))
-            if options.dry_run:
-                tally.added += is_new
-                tally.updated += not is_new
-                continue
-            try:
-                chunks = chunker.chunk(doc)
-            except Exception as err:  # noqa: BLE001 (one document's failure is its own)
-                tally.plan.pop()
-                failed(_document_problem(doc, "cannot chunk the document", err))
-                continue
-            if progress is not None:
-                progress.chunks(len(chunks))
-            stale = [] if entry is None else entry.ids_except(doc_hash)
-            yield _Pending(doc, doc_hash, chunks, is_new, stale)
-
-    batch: list[_Pending] = []
-    batch_chunks = 0
+    planner = SourcePlanner(name, held, scope_tenant=scope_tenant, partition=options.partition)
+    writer = _BatchWriter(
+        name,
+        collection=collection,
+        store=store,
+        encoders=encoders,
+        batch_chunks=options.batch_chunks,
+        progress=progress,
+        tally=tally,
+    )
     items = read_source(
         spec, max_doc_chars=options.max_doc_chars, max_doc_bytes=options.max_doc_bytes
     )
-    for pending in wanted(items):
-        batch.append(pending)
-        batch_chunks += len(pending.chunks)
-        if batch_chunks >= options.batch_chunks:
-            _write_batch(
-                batch,
-                name,
-                collection=collection,
-                store=store,
-                encoders=encoders,
-                progress=progress,
-                tally=tally,
-            )
-            batch, batch_chunks = [], 0
-    if batch:
-        _write_batch(
-            batch,
-            name,
-            collection=collection,
-            store=store,
-            encoders=encoders,
-            progress=progress,
-            tally=tally,
-        )
-
-    # Documents gone from the source (in this partition and tenant scope), unless their file,
-    # a folder above it or the document itself failed to read.
-    in_scope = {
-        key: entry
-        for key, entry in held.items()
-        if (part is None or part.owns(key[1]))
-        and (scope_tenant is not None or key[0] in read_tenants)
-    }
-    gone: list[tuple[HeldKey, _Held]] = []
-    for key, entry in sorted(in_scope.items()):
-        if key in seen:
+    for item in items:
+        if progress is not None:
+            progress.documents(1)
+        step = planner.take(item)
+        if step is None or options.dry_run:
             continue
-        if key[1] in failed_ids or any(_same_file(entry.path, bad) for bad in failed_paths):
-            tally.notes.append(
-                f"kept {key[1]!r}: its file {entry.path!r} failed to read; fix it and re-run"
-            )
+        if isinstance(step, PlannedCleanup):
+            store.delete(collection, list(step.ids))
+            tally.chunks_deleted += len(step.ids)
             continue
-        gone.append((key, entry))
-    if scope_tenant is None:
-        others = sorted({t for t, _ in held} - read_tenants)
-        if others:
-            tally.notes.append(
-                f"kept the documents of tenant(s) {others} under {name!r}: this run read no "
-                "record of theirs (per-record tenancy deletes only within the tenants it reads)"
-            )
-    withheld = _withheld(
-        name, scope_tenant, gone, held=len(in_scope), read=bool(seen), options=options
-    )
-    if withheld is not None:
-        tally.withheld.append(withheld)
-        log.warning("%s", withheld.message)
-        return
-    for key, entry in gone:
-        tally.plan.append(PlannedAction("delete", name, key[1]))
-        tally.deleted += 1
-        if not options.dry_run:
-            ids = entry.ids_except(None)
-            store.delete(collection, ids)
-            tally.chunks_deleted += len(ids)
+        try:
+            chunks = chunker.chunk(step.doc)
+        except Exception as err:  # noqa: BLE001 (one document's failure is its own)
+            planner.fail(_document_problem(step.doc, "cannot chunk the document", err), step)
+            continue
+        if progress is not None:
+            progress.chunks(len(chunks))
+        writer.add(step, chunks)
+    writer.flush()
+    plan = planner.finish(options)
+    if plan.withheld is not None:
+        log.warning("%s", plan.withheld.message)
+    elif not options.dry_run:
+        for gone in plan.deletes:
+            store.delete(collection, list(gone.ids))
+            tally.chunks_deleted += len(gone.ids)
+    tally.record(plan)
 
 
 def _withheld(
     name: str,
     tenant: str | None,
-    gone: list[tuple[HeldKey, _Held]],
+    gone: list[tuple[HeldKey, Held]],
     *,
     held: int,
     read: bool,
@@ -581,75 +748,99 @@ def _same_file(doc_path: str, problem_path: str) -> bool:
     return doc_path == problem_path or doc_path.startswith((problem_path + "#", problem_path + "/"))
 
 
-def _write_batch(
-    batch: list[_Pending],
-    source: str,
-    *,
-    collection: str,
-    store: Store,
-    encoders: Encoders,
-    progress: SyncProgress | None,
-    tally: _Tally,
-) -> None:
-    chunks = [c for p in batch for c in p.chunks]
-    texts = [c.embed_text or c.text for c in chunks]
-    dense = encoders.dense.encode(texts)
-    sparse = encoders.sparse.embed_documents(texts)
-    points: list[PointRecord] = []
-    row = 0
-    for pending in batch:
-        for chunk in pending.chunks:
-            points.append(
-                PointRecord(
-                    id=point_id(
-                        pending.doc.tenant,
-                        source,
-                        pending.doc.doc_id,
-                        pending.doc_hash,
-                        chunk.index,
-                    ),
-                    dense=dense[row].tolist(),
-                    sparse=sparse[row],
-                    payload=_payload(pending, chunk),
+class _BatchWriter:
+    """Chunks of planned writes, embedded and written ``batch_chunks`` at a time."""
+
+    def __init__(
+        self,
+        source: str,
+        *,
+        collection: str,
+        store: Store,
+        encoders: Encoders,
+        batch_chunks: int,
+        progress: SyncProgress | None,
+        tally: _Tally,
+    ) -> None:
+        self._source = source
+        self._collection = collection
+        self._store = store
+        self._encoders = encoders
+        self._batch_chunks = batch_chunks
+        self._progress = progress
+        self._tally = tally
+        self._batch: list[_Pending] = []
+        self._chunks = 0
+
+    def add(self, write: PlannedWrite, chunks: list[Chunk]) -> None:
+        """Queue a document's chunks; write the batch once it is full."""
+        self._batch.append(
+            _Pending(write.doc, write.doc_hash, chunks, write.is_new, list(write.stale_ids))
+        )
+        self._chunks += len(chunks)
+        if self._chunks >= self._batch_chunks:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is queued: the new versions first, complete; only then the old go."""
+        if not self._batch:
+            return
+        batch, self._batch, self._chunks = self._batch, [], 0
+        chunks = [c for p in batch for c in p.chunks]
+        texts = [c.embed_text or c.text for c in chunks]
+        dense = self._encoders.dense.encode(texts)
+        sparse = self._encoders.sparse.embed_documents(texts)
+        points: list[PointRecord] = []
+        row = 0
+        for pending in batch:
+            for chunk in pending.chunks:
+                points.append(
+                    PointRecord(
+                        id=point_id(
+                            pending.doc.tenant,
+                            self._source,
+                            pending.doc.doc_id,
+                            pending.doc_hash,
+                            chunk.index,
+                        ),
+                        dense=dense[row].tolist(),
+                        sparse=sparse[row],
+                        payload=_payload(pending, chunk),
+                    )
                 )
-            )
-            row += 1
-    # New versions first, complete; only then the old versions go.
-    store.upsert(collection, points)
-    stale = [pid for p in batch for pid in p.stale_ids]
-    store.delete(collection, stale)
-    tally.chunks_written += len(points)
-    tally.chunks_deleted += len(stale)
-    for pending in batch:
-        tally.added += pending.is_new
-        tally.updated += not pending.is_new
-    if progress is not None:
-        progress.embedded(len(points))
+                row += 1
+        self._store.upsert(self._collection, points)
+        stale = [pid for p in batch for pid in p.stale_ids]
+        self._store.delete(self._collection, stale)
+        self._tally.chunks_written += len(points)
+        self._tally.chunks_deleted += len(stale)
+        if self._progress is not None:
+            self._progress.embedded(len(points))
 
 
 def _payload(pending: _Pending, chunk: Chunk) -> dict[str, Any]:
     doc = pending.doc
-    return {
-        "tenant": doc.tenant,
-        "groups": list(doc.groups),
-        "tags": list(doc.tags),
-        "doc_id": doc.doc_id,
-        "doc_hash": pending.doc_hash,
-        "source": doc.source,
-        "path": doc.path,
-        "title": doc.title,
-        "format": doc.format,
-        "updated_at": doc.updated_at.isoformat() if doc.updated_at else None,
-        "metadata": _json_safe(dict(doc.metadata)),
-        "chunk_index": chunk.index,
-        "chunk_count": len(pending.chunks),
-        "section": list(chunk.section),
-        "char_start": chunk.char_start,
-        "char_end": chunk.char_end,
-        "tokens": chunk.tokens,
-        "body_tokens": dict(chunk.body_tokens),
-        "text": chunk.text,
-    }
+    return ChunkPayload(
+        tenant=doc.tenant,
+        doc_id=doc.doc_id,
+        text=chunk.text,
+        source=doc.source,
+        path=doc.path,
+        doc_hash=pending.doc_hash,
+        title=doc.title,
+        format=doc.format,
+        groups=doc.groups,
+        tags=doc.tags,
+        updated_at=doc.updated_at,
+        metadata=_json_safe(dict(doc.metadata)),
+        chunk_index=chunk.index,
+        chunk_count=len(pending.chunks),
+        section=chunk.section,
+        char_start=chunk.char_start,
+        char_end=chunk.char_end,
+        tokens=chunk.tokens,
+        body_tokens=chunk.body_tokens,
+    ).to_payload()
 
 
 def _json_safe(value: dict[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,10 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 def canonical_sha256(value: Any) -> str:
@@ -102,12 +105,13 @@ class InputProblem:
         return f"{where}: {self.message}"
 
 
-@dataclass(frozen=True, slots=True)
-class FieldMapping:
+class FieldMapping(BaseModel):
     """Names of the JSON/JSONL record fields that hold each document field.
 
     ``metadata``: the fields kept as extra metadata; ``None`` keeps every unmapped field.
     """
+
+    model_config = ConfigDict(frozen=True)
 
     id: str = "id"
     text: str = "text"
@@ -117,3 +121,39 @@ class FieldMapping:
     groups: str = "groups"
     tags: str = "tags"
     metadata: tuple[str, ...] | None = None
+
+
+class SourceSpec(BaseModel):
+    """Where to read documents from, and the defaults for what a document does not say.
+
+    ``name`` is the sync scope stored as ``Document.source``; by default the path as given
+    (``path.as_posix()``). ``kind`` is one of ``ingest.sources.KINDS``: ``auto`` reads a folder
+    holding ``corpus.jsonl`` and ``queries.jsonl`` as a BEIR corpus and anything else by file
+    type; ``jsonl`` reads every selected file as JSON Lines (by default ``*.jsonl`` in a folder).
+
+    One model for every caller: the CLI builds it, the admin ingest route's request validates
+    into it (``service.api.schemas.SourceIn`` is this model with the HTTP limits), and the
+    hand-off client sends ``spec.model_dump(mode="json")``. The path may be given positionally:
+    ``SourceSpec(Path("data/docs"), tenant="acme")``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    path: Path
+    name: str | None = None
+    include: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    tenant: str = "default"
+    groups: tuple[str, ...] = ("public",)
+    tags: tuple[str, ...] = ()
+    fields: FieldMapping = Field(default_factory=FieldMapping)
+    kind: str = "auto"
+    tenant_from_records: bool = False
+    """Per-record tenancy: a document's own tenant field decides its tenant (``tenant`` is
+    then only the default of documents that name none). Off, a document naming another
+    tenant than ``tenant`` is a problem (see ``ingest.readers.within_grant``)."""
+
+    def __init__(self, path: Path | str | None = None, /, **data: Any) -> None:
+        if path is not None:
+            data["path"] = path
+        super().__init__(**data)

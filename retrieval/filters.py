@@ -12,26 +12,27 @@ from functools import lru_cache
 from typing import Any
 
 from core.types import PUBLIC_GROUP, Principal, SearchFilters
+from index.payload import DOC_ID, GROUPS, SOURCE, TAGS, TENANT, UPDATED_AT
 from index.schema import DateRange, Filter, MatchAny, MatchValue, matches
 
 
 def access_filter(principal: Principal, filters: SearchFilters = SearchFilters()) -> Filter:
     """The filter every query carries: access conditions first, then the request's narrowing."""
     must: list[Any] = [
-        MatchValue("tenant", principal.tenant),
-        MatchAny("groups", (*principal.groups, PUBLIC_GROUP)),
+        MatchValue(TENANT, principal.tenant),
+        MatchAny(GROUPS, (*principal.groups, PUBLIC_GROUP)),
     ]
     must_not: list[Any] = []
     if filters.sources:
-        must.append(MatchAny("source", filters.sources))
+        must.append(MatchAny(SOURCE, filters.sources))
     if filters.tags:
-        must.append(MatchAny("tags", filters.tags))
+        must.append(MatchAny(TAGS, filters.tags))
     if filters.updated_after or filters.updated_before:
-        must.append(DateRange("updated_at", gte=filters.updated_after, lte=filters.updated_before))
+        must.append(DateRange(UPDATED_AT, gte=filters.updated_after, lte=filters.updated_before))
     if filters.exclude_doc_ids:
-        must_not.append(MatchAny("doc_id", filters.exclude_doc_ids))
+        must_not.append(MatchAny(DOC_ID, filters.exclude_doc_ids))
     if filters.exclude_sources:
-        must_not.append(MatchAny("source", filters.exclude_sources))
+        must_not.append(MatchAny(SOURCE, filters.exclude_sources))
     return Filter(must=tuple(must), must_not=tuple(must_not))
 
 
@@ -44,8 +45,8 @@ def second_lock(principal: Principal) -> Filter:
     """
     return Filter(
         must=(
-            MatchValue("tenant", principal.tenant),
-            MatchAny("groups", (*principal.groups, PUBLIC_GROUP)),
+            MatchValue(TENANT, principal.tenant),
+            MatchAny(GROUPS, (*principal.groups, PUBLIC_GROUP)),
         )
     )
 

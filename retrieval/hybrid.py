@@ -6,11 +6,11 @@ import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime
 
 from core.errors import InvalidInputError
 from core.types import Candidate, Principal, ScoreKind, SearchFilters, Stage, StageHit
 from index import Encoders, Store
+from index.payload import DOC_ID, TENANT, ChunkPayload
 from index.schema import Filter, HybridQuery, MatchAny, StoredPoint
 from retrieval.filters import access_filter, may_see, second_lock
 from retrieval.rerank import Reranker, RerankMode, RerankParams, combine
@@ -175,7 +175,7 @@ def _block(point: StoredPoint, principal: Principal, blocked_ids: set[str]) -> N
         "second lock: dropped chunk %s of tenant %r for principal %r (tenant %r); the store "
         "filter let it through",
         point.id,
-        point.payload.get("tenant"),
+        point.payload.get(TENANT),
         principal.name,
         principal.tenant,
     )
@@ -238,43 +238,31 @@ def _rerank_text(c: Candidate) -> str:
     return f"{c.title}\n{c.text}" if c.title and not c.text.startswith(c.title) else c.text
 
 
-def _body_tokens(raw: object) -> dict[str, int]:
-    """The payload's ``body_tokens`` as written by ingest; anything else counts as absent."""
-    if not isinstance(raw, dict):
-        return {}
-    return {
-        name: count
-        for name, count in raw.items()
-        if isinstance(name, str) and type(count) is int and count >= 0
-    }
-
-
 def candidate_from_point(
     point: StoredPoint, *, stages: Mapping[Stage, StageHit], score: float
 ) -> Candidate:
-    """A Candidate from a stored point's payload (the schema of ingest.sync)."""
-    p = point.payload
-    updated = p.get("updated_at")
+    """A Candidate from a stored point's payload (``index.payload.ChunkPayload``)."""
+    p = ChunkPayload.from_payload(point.payload)
     return Candidate(
         chunk_id=point.id,
-        doc_id=str(p.get("doc_id", "")),
-        text=str(p.get("text", "")),
+        doc_id=p.doc_id,
+        text=p.text,
         score=score,
         score_kind=ScoreKind.RRF,
-        tenant=str(p.get("tenant", "")),
-        source=str(p.get("source", "")),
-        path=str(p.get("path", "")),
-        title=str(p.get("title", "")),
-        section=tuple(p.get("section") or ()),
-        chunk_index=int(p.get("chunk_index", 0)),
-        char_start=int(p.get("char_start", 0)),
-        char_end=int(p.get("char_end", 0)),
-        tokens=int(p.get("tokens", 0)),
-        body_tokens=_body_tokens(p.get("body_tokens")),
-        groups=tuple(p.get("groups") or ()),
-        tags=tuple(p.get("tags") or ()),
-        updated_at=datetime.fromisoformat(updated) if isinstance(updated, str) else None,
-        metadata=dict(p.get("metadata") or {}),
+        tenant=p.tenant,
+        source=p.source,
+        path=p.path,
+        title=p.title,
+        section=p.section,
+        chunk_index=p.chunk_index,
+        char_start=p.char_start,
+        char_end=p.char_end,
+        tokens=p.tokens,
+        body_tokens=p.body_tokens,
+        groups=p.groups,
+        tags=p.tags,
+        updated_at=p.updated_at,
+        metadata=p.metadata,
         stages=dict(stages),
         dense_vector=tuple(point.dense) if point.dense is not None else None,
     )
@@ -297,7 +285,7 @@ def fetch_documents(
     if not doc_ids:
         return []
     flt = access_filter(principal, filters or SearchFilters()).and_(
-        Filter(must=(MatchAny("doc_id", tuple(doc_ids)),))
+        Filter(must=(MatchAny(DOC_ID, tuple(doc_ids)),))
     )
     points = list(store.scroll(collection, flt))
     if with_vectors and points:

@@ -126,8 +126,7 @@ def ingest(
     When a running `ragctx serve` holds the embedded store, the job is handed to it (admin key)
     and followed with the same progress bars.
     """
-    from ingest import Partition, SourceSpec
-    from ingest.types import FieldMapping
+    from ingest import FieldMapping, Partition, SourceSpec
 
     setup_logging(verbose)
     settings = load_settings(collection=collection)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.errors import InvalidInputError, RagctxError, StoreUnavailableError
 from ingest import SourceSpec, SyncOptions, SyncReport
-from ingest.types import InputProblem
+from ingest.sources import source_name
 
 if TYPE_CHECKING:
     from service.settings import Settings
@@ -98,31 +98,9 @@ def job_body(
                 field="source",
                 value=str(spec.path),
             )
-        sources.append(
-            {
-                "path": str(spec.path.resolve()),
-                "name": spec.name if spec.name is not None else spec.path.as_posix(),
-                "include": list(spec.include),
-                "exclude": list(spec.exclude),
-                "tenant": spec.tenant,
-                "groups": list(spec.groups),
-                "tags": list(spec.tags),
-                "kind": spec.kind,
-                "tenant_from_records": spec.tenant_from_records,
-                "fields": {
-                    "id": spec.fields.id,
-                    "text": spec.fields.text,
-                    "title": spec.fields.title,
-                    "updated_at": spec.fields.updated_at,
-                    "tenant": spec.fields.tenant,
-                    "groups": spec.fields.groups,
-                    "tags": spec.fields.tags,
-                    "metadata": (
-                        None if spec.fields.metadata is None else list(spec.fields.metadata)
-                    ),
-                },
-            }
-        )
+        # the server resolves nothing: an absolute path, and the scope name used here
+        absolute = spec.model_copy(update={"path": spec.path.resolve(), "name": source_name(spec)})
+        sources.append(absolute.model_dump(mode="json"))
     part = options.partition
     return {
         "collection": collection,
@@ -132,44 +110,6 @@ def job_body(
         "max_doc_chars": options.max_doc_chars,
         "allow_mass_delete": options.allow_mass_delete,
     }
-
-
-def report_from_dict(raw: dict[str, Any]) -> SyncReport:
-    """Rebuild a ``SyncReport`` from a job's JSON summary (``SyncReport.to_dict``)."""
-    from ingest.sync import PlannedAction, WithheldDeletion
-
-    return SyncReport(
-        collection=str(raw["collection"]),
-        sources=tuple(raw["sources"]),
-        added=int(raw["added"]),
-        updated=int(raw["updated"]),
-        unchanged=int(raw["unchanged"]),
-        deleted=int(raw["deleted"]),
-        failed=int(raw["failed"]),
-        chunks_written=int(raw["chunks_written"]),
-        chunks_deleted=int(raw["chunks_deleted"]),
-        seconds=float(raw["seconds"]),
-        dry_run=bool(raw["dry_run"]),
-        optimized=bool(raw["optimized"]),
-        problems=tuple(
-            InputProblem(path=p["path"], message=p["message"], line=p["line"], doc_id=p["doc_id"])
-            for p in raw["problems"]
-        ),
-        plan=tuple(PlannedAction(a["action"], a["source"], a["doc_id"]) for a in raw["plan"]),
-        notes=tuple(raw["notes"]),
-        # a server older than the deletion guards sends no "withheld"
-        withheld=tuple(
-            WithheldDeletion(
-                source=str(w["source"]),
-                tenant=w["tenant"],
-                would_delete=int(w["would_delete"]),
-                held=int(w["held"]),
-                doc_ids=tuple(w["doc_ids"]),
-                message=str(w["message"]),
-            )
-            for w in raw.get("withheld", [])
-        ),
-    )
 
 
 def submit_to_server(
@@ -253,7 +193,7 @@ def submit_to_server(
             job = _follow(client, job, poll_s)
     if job["report"] is None:
         raise HandoffError(f"ingest job {job['id']} on {info.url} {job['state']}: {job['error']}")
-    return report_from_dict(job["report"])
+    return SyncReport.from_dict(job["report"])
 
 
 def _message(resp: Any) -> str:

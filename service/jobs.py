@@ -23,7 +23,7 @@ from typing import Any
 from core.errors import RagctxError
 from index import Encoders, Store
 from ingest import Chunker, ChunkingParams, SourceSpec, SyncOptions, sync
-from ingest.sources import count_source_files
+from ingest.sources import count_source_files, source_name
 from service.errors import OverloadedError
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class JobRunner:
         job = Job(
             id=uuid.uuid4().hex,
             collection=collection,
-            sources=tuple(s.name or s.path.as_posix() for s in specs),
+            sources=tuple(source_name(s) for s in specs),
             specs=tuple(specs),
             options=options,
             submitted_by=submitted_by,

@@ -7,11 +7,23 @@ Requests forbid unknown fields, so a body can never carry a tenant or an access 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticKnownError
 
 from core.types import SearchFilters
+from ingest.types import FieldMapping, SourceSpec
 
 Encoding = Literal["cl100k_base", "o200k_base"]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -259,8 +271,8 @@ class ReadyOut(ReadyStatusOut):
 # admin
 
 
-class FieldMappingIn(_In):
-    """JSON record fields holding each document field."""
+class FieldMappingIn(FieldMapping, _In):
+    """JSON record fields holding each document field (``ingest.FieldMapping``, HTTP limits)."""
 
     id: Name = "id"
     text: Name = "text"
@@ -269,21 +281,43 @@ class FieldMappingIn(_In):
     tenant: Name = "tenant"
     groups: Name = "groups"
     tags: Name = "tags"
-    metadata: list[Name] | None = None
+    metadata: tuple[Name, ...] | None = None
 
 
-class SourceIn(_In):
-    """One source to sync: a path on the server's machine (absolute, or relative to its cwd)."""
+MAX_PATH_CHARS = 4096
 
-    path: Annotated[str, Field(min_length=1, max_length=4096)]
+
+def _path_text(value: object) -> object:
+    # the limits of a JSON string, checked before the text becomes a Path ("" would be ".")
+    if not isinstance(value, str):
+        raise PydanticKnownError("string_type")
+    if not value:
+        raise PydanticKnownError("string_too_short", {"min_length": 1})
+    if len(value) > MAX_PATH_CHARS:
+        raise PydanticKnownError("string_too_long", {"max_length": MAX_PATH_CHARS})
+    return value
+
+
+class SourceIn(SourceSpec, _In):
+    """One source to sync: a path on the server's machine (absolute, or relative to its cwd).
+
+    This is ``ingest.SourceSpec`` with the HTTP limits, so the route hands it to the job as is
+    and the hand-off client sends ``SourceSpec.model_dump(mode="json")``.
+    """
+
+    path: Annotated[
+        Path,
+        BeforeValidator(_path_text),
+        WithJsonSchema({"type": "string", "minLength": 1, "maxLength": MAX_PATH_CHARS}),
+    ]
     name: Name | None = Field(
         default=None, description="Sync scope name; default: the path as given."
     )
-    include: list[Name] = Field(default_factory=list)
-    exclude: list[Name] = Field(default_factory=list)
+    include: tuple[Name, ...] = ()
+    exclude: tuple[Name, ...] = ()
     tenant: Name = Field(description="Tenant of documents that name none.")
-    groups: list[Name] = Field(description="Groups of documents that name none.")
-    tags: list[Name] = Field(default_factory=list)
+    groups: tuple[Name, ...] = Field(description="Groups of documents that name none.")
+    tags: tuple[Name, ...] = ()
     kind: Literal["auto", "files", "jsonl", "beir"] = "auto"
     fields: FieldMappingIn = Field(default_factory=FieldMappingIn)
     tenant_from_records: bool = Field(

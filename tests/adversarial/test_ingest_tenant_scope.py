@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +134,9 @@ def test_per_record_tenancy_is_explicit_and_deletes_per_record_tenant(
     }
 
     # acme loses a2, globex vanishes from the export: only acme's deletion happens
-    report = run_sync([replace(spec, path=export(records[:1]))], store, encoders, chunker)
+    report = run_sync(
+        [spec.model_copy(update={"path": export(records[:1])})], store, encoders, chunker
+    )
     assert report.deleted == 1
     assert held_docs(store) == {
         ("acme", "export", "a1"),

@@ -14,7 +14,6 @@ from fastapi import APIRouter, Request
 from core.errors import ForbiddenError, InvalidInputError
 from index.schema import validate_collection_name
 from ingest import Partition, SourceSpec, SyncOptions
-from ingest.types import FieldMapping
 from service.api.deps import AdminKeyDep, RuntimeDep, audit_record
 from service.api.schemas import ErrorOut, IngestRequest, JobOut
 from service.auth import ApiKey
@@ -51,43 +50,18 @@ def _check_scope(body: IngestRequest, grant: ApiKey) -> None:
 
 
 def _specs(body: IngestRequest, roots: tuple[Path, ...]) -> list[SourceSpec]:
-    specs = []
+    """The request's sources (each a ``SourceSpec``), once their paths are checked."""
     for i, src in enumerate(body.sources):
-        path = Path(src.path)
-        if not path.exists():
+        if not src.path.exists():
             raise InvalidInputError(
-                f"sources[{i}].path {src.path!r} does not exist on the server; the server reads "
-                "sources from its own disk: give a path on its machine (absolute, or relative "
-                "to the server's working directory)",
+                f"sources[{i}].path {str(src.path)!r} does not exist on the server; the server "
+                "reads sources from its own disk: give a path on its machine (absolute, or "
+                "relative to the server's working directory)",
                 field=f"sources[{i}].path",
-                value=src.path,
+                value=str(src.path),
             )
-        check_source(path, roots, field=f"sources[{i}].path")
-        f = src.fields
-        specs.append(
-            SourceSpec(
-                path=path,
-                name=src.name,
-                include=tuple(src.include),
-                exclude=tuple(src.exclude),
-                tenant=src.tenant,
-                groups=tuple(src.groups),
-                tags=tuple(src.tags),
-                kind=src.kind,
-                tenant_from_records=src.tenant_from_records,
-                fields=FieldMapping(
-                    id=f.id,
-                    text=f.text,
-                    title=f.title,
-                    updated_at=f.updated_at,
-                    tenant=f.tenant,
-                    groups=f.groups,
-                    tags=f.tags,
-                    metadata=None if f.metadata is None else tuple(f.metadata),
-                ),
-            )
-        )
-    return specs
+        check_source(src.path, roots, field=f"sources[{i}].path")
+    return list(body.sources)
 
 
 @router.post("/ingest", status_code=202, response_model=JobOut, responses=_ERRORS)
