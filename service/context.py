@@ -10,6 +10,7 @@ line in the answer's trace.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -352,10 +353,7 @@ def _policy_dict(loaded: LoadedPolicy) -> dict[str, str | None]:
 
 
 def _by_reason(reasons: Iterable[str]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for r in reasons:
-        out[r] = out.get(r, 0) + 1
-    return out
+    return dict(Counter(reasons))
 
 
 def _within(c: Candidate, f: SearchFilters) -> bool:
