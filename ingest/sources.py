@@ -200,8 +200,8 @@ def _resolve_kind(spec: SourceSpec) -> str:
             field="kind",
             value=spec.kind,
         )
-    _glob_spec(spec.include)  # a bad pattern is bad usage: say so before reading anything
-    _glob_spec(spec.exclude)
+    _glob_spec(tuple(spec.include))  # a bad pattern is bad usage: say so before reading anything
+    _glob_spec(tuple(spec.exclude))
     path = spec.path
     if not path.exists():
         raise InvalidInputError(
@@ -325,8 +325,8 @@ def _files(spec: SourceSpec, kind: str) -> Iterator[FileRef | InputProblem]:
     if spec.path.is_file():
         yield FileRef(spec.path, spec.path.name, name)
         return
-    include = _glob_spec(spec.include)
-    exclude = _glob_spec(spec.exclude)
+    include = _glob_spec(tuple(spec.include))
+    exclude = _glob_spec(tuple(spec.exclude))
     wanted_suffixes = (".jsonl",) if kind == "jsonl" else SUPPORTED_SUFFIXES
 
     def selected(rel: str) -> bool:
