@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q --upgrade pip
 	# torch first, exactly this version: the CPU build on disk; any other spec pulls CUDA.
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -c constraints.txt -e '.[dev,bench]'
+	$(PIP) install -q -c constraints.txt -e '.[dev,bench,eval]'
 	$(PY) -m service.offline > ragctx.toml
 	touch $(STAMP)
 

@@ -18,6 +18,7 @@ A drop in a later run's ``found`` count points at the stage whose count rose.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -113,13 +114,12 @@ def attribute(
     k: int,
 ) -> Attribution:
     """Attribution over every judged query (``rankings``: query id -> stage -> documents)."""
-    totals = dict.fromkeys([o.value for o in Outcome], 0) | dict.fromkeys(CROSS_COUNTS, 0)
+    # every outcome and cross count is listed, in this order, even when it stays 0
+    totals = Counter(dict.fromkeys([o.value for o in Outcome], 0) | dict.fromkeys(CROSS_COUNTS, 0))
     per_query: dict[str, dict[str, str]] = {}
     for qid, judged in qrels.items():
         outcomes, cross = attribute_query(sorted(judged), rankings.get(qid, {}), k=k)
         per_query[qid] = outcomes
-        for outcome in outcomes.values():
-            totals[outcome] += 1
-        for name, n in cross.items():
-            totals[name] += n
-    return Attribution(k=k, totals=totals, per_query=per_query)
+        totals.update(outcomes.values())
+        totals.update(cross)
+    return Attribution(k=k, totals=dict(totals), per_query=per_query)

@@ -2,7 +2,8 @@
 
 The chunker splits HTML-derived text along its ``#`` headings exactly as it splits Markdown, so
 the conversion keeps h1-h6 and block boundaries and drops what is not content: scripts, styles,
-comments, the head.
+comments, the head. markdownify renders the page; inline formatting (bold, links, inline code)
+is rendered as its plain text and a table row as its cells joined by `` | ``.
 
 Content a reader of the page never sees is dropped too, before anything is rendered: it is the
 classic carrier of prompt injection ("ignore previous instructions" in white-on-white text), and
@@ -18,20 +19,13 @@ declaration (``display:/**/n\\one``) do not hide it from the check.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import tinycss2
 from bs4 import BeautifulSoup
-from bs4.element import (
-    Comment,
-    Declaration,
-    Doctype,
-    NavigableString,
-    PageElement,
-    ProcessingInstruction,
-    Tag,
-)
+from bs4.element import Tag
+from markdownify import ATX, MarkdownConverter
 
 META_PREFIX = "ragctx:"
 MAX_HTML_DEPTH = 200
@@ -40,18 +34,11 @@ MAX_HTML_DEPTH = 200
 _DROP = frozenset(
     {"script", "style", "noscript", "template", "head", "svg", "iframe", "object", "canvas"}
 )
-_HEADINGS = {f"h{n}": n for n in range(1, 7)}
-_BLOCKS = frozenset(
-    {
-        "p", "div", "section", "article", "main", "header", "footer", "nav", "aside",
-        "blockquote", "ul", "ol", "dl", "dt", "dd", "table", "thead", "tbody", "tfoot",
-        "figure", "figcaption", "form", "fieldset", "address", "details", "summary", "hr",
-        "body", "html",
-    }
-)  # fmt: skip
-_SKIPPED_STRINGS = (Comment, Declaration, Doctype, ProcessingInstruction)
+# Rendered as their plain text: emphasis, links, inline code, images (no text).
+_PLAIN = ["a", "b", "strong", "i", "em", "code", "kbd", "samp", "del", "s", "sub", "sup", "q"]
+_PLAIN += ["img", "video", "audio", "picture"]
 _SPACES = re.compile(r"\s+")
-_LINE_BREAK = "\x00"  # stands for <br> until whitespace is collapsed
+_CELL_END = "\x00"  # ends a table cell until its row joins the cells
 
 
 class HtmlTooDeepError(ValueError):
@@ -67,46 +54,52 @@ class HtmlText:
     meta: dict[str, str]  # "tenant", "groups", ... from <meta name="ragctx:..." content=...>
 
 
-@dataclass(slots=True)
-class _Writer:
-    """Collects blocks. Items of one list and rows of one table are joined by one newline, the
-    rest by two; a block's kind says which list or table it belongs to."""
+class _Converter(MarkdownConverter):
+    """markdownify with ATX headings, ``-`` bullets, no escaping, whitespace collapsed, plain
+    inline text, ``a | b`` table rows and the page's other block elements as blocks."""
 
-    blocks: list[tuple[str, str]] = field(default_factory=list)  # (kind, text)
-    inline: list[str] = field(default_factory=list)
-    inline_kind: str = "p"
-    prefix: str = ""
+    def __init__(self) -> None:
+        super().__init__(
+            heading_style=ATX,
+            bullets="-",
+            escape_asterisks=False,
+            escape_underscores=False,
+            escape_misc=False,
+            wrap=True,  # with no width: collapses whitespace runs, newlines included
+            wrap_width=None,
+            strip=_PLAIN,
+        )
 
-    def flush(self) -> None:
-        text = _SPACES.sub(" ", "".join(self.inline)).replace(_LINE_BREAK, "\n")
-        text = "\n".join(line.strip() for line in text.split("\n")).strip()
-        if text:
-            self.blocks.append((self.inline_kind, self.prefix + text))
-        self.inline = []
-        self.inline_kind = "p"
-        self.prefix = ""
+    # markdownify calls convert_<tag>(el, text, parent_tags=...): the names are its contract.
 
-    def block(self, kind: str, text: str) -> None:
-        self.flush()
-        if text.strip():
-            self.blocks.append((kind, text))
+    def _block(self, el: Tag, text: str, parent_tags: set[str]) -> str:  # noqa: ARG002
+        """Like markdownify's ``<div>``: a paragraph-like block (or a space inside a heading)."""
+        if "_inline" in parent_tags:
+            return " " + text.strip() + " "
+        return f"\n\n{text.strip()}\n\n" if text.strip() else ""
 
-    def start(self, kind: str, prefix: str = "") -> None:
-        self.flush()
-        self.inline_kind = kind
-        self.prefix = prefix
+    convert_main = convert_header = convert_footer = convert_nav = convert_aside = _block
+    convert_blockquote = convert_dl = convert_dt = convert_dd = convert_figure = _block
+    convert_figcaption = convert_form = convert_fieldset = convert_address = _block
+    convert_details = convert_summary = _block
 
-    def result(self) -> str:
-        self.flush()
-        parts: list[str] = []
-        previous = ""
-        for kind, text in self.blocks:
-            if parts:
-                tight = kind == previous and kind.startswith(("li:", "tr:"))
-                parts.append("\n" if tight else "\n\n")
-            parts.append(text)
-            previous = kind
-        return "".join(parts)
+    def convert_br(self, el: Tag, text: str, parent_tags: set[str]) -> str:  # noqa: ARG002
+        return " " if "_inline" in parent_tags else "\n"
+
+    def convert_hr(self, el: Tag, text: str, parent_tags: set[str]) -> str:  # noqa: ARG002
+        return ""  # the blocks around it are apart already
+
+    def convert_td(self, el: Tag, text: str, parent_tags: set[str]) -> str:  # noqa: ARG002
+        return _SPACES.sub(" ", text).strip() + _CELL_END
+
+    convert_th = convert_td
+
+    def convert_tr(self, el: Tag, text: str, parent_tags: set[str]) -> str:  # noqa: ARG002
+        cells = [cell.strip() for cell in text.split(_CELL_END)[:-1]]
+        return " | ".join(cells) + "\n" if any(cells) else ""
+
+
+_CONVERTER = _Converter()
 
 
 def html_to_text(html: str) -> HtmlText:
@@ -129,89 +122,10 @@ def html_to_text(html: str) -> HtmlText:
             meta[name.removeprefix(META_PREFIX)] = str(content)
     for tag in _hidden_tags(soup):
         tag.decompose()
-    writer = _Writer()
-    root = soup.body if soup.body is not None else soup
-    _render(root, writer, depth=0)
-    return HtmlText(text=writer.result(), title=title, meta=meta)
-
-
-def _render(node: Tag | BeautifulSoup, out: _Writer, *, depth: int) -> None:
-    for child in node.children:
-        if isinstance(child, _SKIPPED_STRINGS):
-            continue
-        if isinstance(child, NavigableString):
-            out.inline.append(str(child))
-            continue
-        if isinstance(child, Tag):
-            _render_tag(child, out, depth=depth)
-
-
-def _render_tag(tag: Tag, out: _Writer, *, depth: int) -> None:
-    name = tag.name.lower()
-    if name in _DROP:
-        return
-    if name in _HEADINGS:
-        heading = _SPACES.sub(" ", _inline_text(tag)).strip()
-        if heading:
-            out.block("h", "#" * _HEADINGS[name] + " " + heading)
-        return
-    if name == "br":
-        out.inline.append(_LINE_BREAK)
-        return
-    if name == "pre":
-        code = tag.get_text().strip("\n")
-        if code.strip():
-            out.block("pre", "```\n" + code + "\n```")
-        return
-    if name == "li":
-        parent = tag.parent
-        ordered = isinstance(parent, Tag) and parent.name == "ol"
-        marker = f"{_item_number(tag)}. " if ordered else "- "
-        out.start(f"li:{id(parent)}", "  " * depth + marker)
-        _render(tag, out, depth=depth + 1)
-        out.flush()
-        return
-    if name == "tr":
-        cells = [
-            _SPACES.sub(" ", _inline_text(cell)).strip()
-            for cell in tag.find_all(["td", "th"], recursive=False)
-        ]
-        table = next((p for p in tag.parents if p.name == "table"), None)
-        out.block(f"tr:{id(table)}", " | ".join(cells))
-        return
-    if name in _BLOCKS:
-        out.flush()
-        _render(tag, out, depth=depth)
-        out.flush()
-        return
-    _render(tag, out, depth=depth)
-
-
-def _inline_text(tag: Tag) -> str:
-    parts: list[str] = []
-    for piece in tag.descendants:
-        if (
-            isinstance(piece, NavigableString)
-            and not isinstance(piece, _SKIPPED_STRINGS)
-            and not _inside_dropped(piece, tag)
-        ):
-            parts.append(str(piece))
-    return "".join(parts)
-
-
-def _inside_dropped(piece: PageElement, stop: Tag) -> bool:
-    parent = piece.parent
-    while parent is not None and parent is not stop:
-        if parent.name in _DROP:
-            return True
-        parent = parent.parent
-    return False
-
-
-def _item_number(item: Tag) -> int:
-    return 1 + sum(
-        1 for sibling in item.previous_siblings if isinstance(sibling, Tag) and sibling.name == "li"
-    )
+    for tag in soup.find_all(_DROP):
+        tag.decompose()
+    text = _CONVERTER.convert_soup(soup.body if soup.body is not None else soup)
+    return HtmlText(text=text.strip(), title=title, meta=meta)
 
 
 def _check_depth(soup: BeautifulSoup) -> None:

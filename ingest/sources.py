@@ -8,15 +8,19 @@ Example:
 
 Folders are walked in sorted order, one file at a time; hidden files and folders are skipped.
 
-Glob patterns (``include``/``exclude``) match paths relative to the source folder, with ``/``
-between folders, as in ``.gitignore``:
+Glob patterns (``include``/``exclude``) are ``.gitignore`` patterns (pathspec's ``gitignore``
+patterns, matched with RE2) against paths relative to the source folder, with ``/`` between
+folders:
 
 * ``*`` matches within one path segment and ``?`` one character; neither crosses ``/``;
-  ``[abc]`` and ``[!abc]`` match one character of (or not of) a set;
+  ``[abc]`` and ``[!abc]`` match one character of (or not of) a set; a backslash escapes;
 * ``**`` matches any number of folders, none included: ``**/*.md``, ``docs/**``;
 * a pattern with no ``/`` but at its end matches a name at any depth: ``*.md`` = ``**/*.md``,
-  ``drafts/`` = ``**/drafts``; a leading ``/`` anchors it at the source folder: ``/*.md``;
-* a pattern that matches a folder matches everything below it: ``drafts``, ``docs/api``.
+  ``drafts/`` = any folder ``drafts``; a leading ``/`` anchors it at the source folder:
+  ``/*.md``; a trailing ``/`` matches folders only;
+* a pattern that matches a folder matches everything below it: ``drafts``, ``docs/api``;
+* a later ``!pattern`` takes a path back out of the list: ``exclude=("*.md", "!keep.md")``
+  (as in git, not a file below an excluded folder: that folder is never walked).
 
 A file is read when no ``include`` is given (and its type is supported) or it matches one, and
 it matches no ``exclude``.
@@ -26,14 +30,17 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
-from core import linear_regex
+from pathspec import PathSpec
+from pathspec.patterns.gitignore import GitIgnorePatternError
+from pathspec.patterns.gitignore.basic import GitIgnoreBasicPattern
+
 from core.errors import InvalidInputError
-from core.linear_regex import LinearPattern, compile_linear, literal, reason
 from ingest.readers import (
     FileRef,
     Located,
@@ -151,8 +158,8 @@ def _resolve_kind(spec: SourceSpec) -> str:
             field="kind",
             value=spec.kind,
         )
-    for pattern in (*spec.include, *spec.exclude):
-        _compile_glob(pattern)  # a bad pattern is bad usage: say so before reading anything
+    _glob_spec(tuple(spec.include))  # a bad pattern is bad usage: say so before reading anything
+    _glob_spec(tuple(spec.exclude))
     path = spec.path
     if not path.exists():
         raise InvalidInputError(
@@ -276,15 +283,15 @@ def _files(spec: SourceSpec, kind: str) -> Iterator[FileRef | InputProblem]:
     if spec.path.is_file():
         yield FileRef(spec.path, spec.path.name, name)
         return
-    include = tuple(_compile_glob(p) for p in spec.include)
-    exclude = tuple(_compile_glob(p) for p in spec.exclude)
+    include = _glob_spec(tuple(spec.include))
+    exclude = _glob_spec(tuple(spec.exclude))
     wanted_suffixes = (".jsonl",) if kind == "jsonl" else SUPPORTED_SUFFIXES
 
     def selected(rel: str) -> bool:
-        if _matches_any(exclude, rel):
+        if _matches(exclude, rel):
             return False
-        if include:
-            return _matches_any(include, rel)
+        if include is not None:
+            return _matches(include, rel)
         return Path(rel).suffix.lower() in wanted_suffixes
 
     def listing(folder: Path, prefix: str) -> Iterator[os.DirEntry[str]] | InputProblem:
@@ -313,7 +320,7 @@ def _files(spec: SourceSpec, kind: str) -> Iterator[FileRef | InputProblem]:
             continue
         rel = prefix + entry.name
         if entry.is_dir(follow_symlinks=False):
-            if not _matches_any(exclude, rel):
+            if not _matches(exclude, rel + "/"):
                 below = listing(Path(entry.path), rel + "/")
                 if isinstance(below, InputProblem):
                     yield below
@@ -323,59 +330,47 @@ def _files(spec: SourceSpec, kind: str) -> Iterator[FileRef | InputProblem]:
             yield FileRef(Path(entry.path), rel, _join(name, rel))
 
 
-def _matches_any(patterns: tuple[LinearPattern, ...], rel: str) -> bool:
-    """Whether ``rel`` or one of the folders above it matches one of ``patterns``."""
-    if not patterns:
+def _matches(spec: PathSpec[GitIgnoreBasicPattern] | None, rel: str) -> bool:
+    """Whether ``rel`` or one of the folders above it (``a/``, ``a/b/``) matches ``spec``."""
+    if spec is None:
         return False
-    parts = rel.split("/")
-    candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-    return any(p.fullmatch(c) for p in patterns for c in candidates)
+    folders = rel.rstrip("/").split("/")[:-1]
+    above = ("/".join(folders[: i + 1]) + "/" for i in range(len(folders)))
+    return any(spec.match_file(folder) for folder in above) or spec.match_file(rel)
 
 
 @lru_cache(maxsize=256)
-def _compile_glob(pattern: str) -> LinearPattern:
-    """Translate a glob (see the module docstring) into a regex matched against whole paths."""
-    glob = pattern.strip().replace("\\", "/").removeprefix("./")
-    anchored = "/" in glob.strip("/") or glob.startswith("/")
-    glob = glob.strip("/")
-    if not glob:
+def _glob_spec(patterns: tuple[str, ...]) -> PathSpec[GitIgnoreBasicPattern] | None:
+    """The patterns as one pathspec (the last one matching a path decides); None for none."""
+    if not patterns:
+        return None
+    # RE2: with re, a hand-written glob **/**/**/**/**/**/**/**/x took 20 s on a 40-folder path.
+    return PathSpec([_compile_glob(p) for p in patterns], backend="re2")
+
+
+@lru_cache(maxsize=256)
+def _compile_glob(pattern: str) -> GitIgnoreBasicPattern:
+    """One ``.gitignore`` pattern (see the module docstring), refused when it matches nothing."""
+    glob = pattern.strip().removeprefix("./")
+    if not glob.strip("/"):
         raise InvalidInputError(
             f"empty glob pattern {pattern!r}; give a pattern such as **/*.md",
             field="include/exclude",
             value=pattern,
         )
-    if not anchored and glob != "**":
-        glob = "**/" + glob
-    out: list[str] = []
-    i = 0
-    while i < len(glob):
-        if glob.startswith("**/", i):
-            out.append("(?:.*/)?")
-            i += 3
-        elif glob.startswith("**", i):
-            out.append(".*")
-            i += 2
-        elif glob[i] == "*":
-            out.append("[^/]*")
-            i += 1
-        elif glob[i] == "?":
-            out.append("[^/]")
-            i += 1
-        elif glob[i] == "[" and (end := glob.find("]", i + 2)) != -1:
-            body = glob[i + 1 : end]
-            negate = body.startswith("!")
-            body = "-".join(map(literal, (body[1:] if negate else body).split("-")))
-            out.append(f"[^/{body}]" if negate else f"[{body}]")
-            i = end + 1
-        else:
-            out.append(literal(glob[i]))
-            i += 1
-    # RE2: with re, a glob such as **/**/**/**/**/**/**/**/x took 20 s on a 40-folder path.
     try:
-        return compile_linear("".join(out))
-    except linear_regex.error as err:
+        compiled = GitIgnoreBasicPattern(glob)
+    except (GitIgnorePatternError, re.error) as err:
         raise InvalidInputError(
-            f"glob pattern {pattern!r} cannot be used ({reason(err)}); check its [...] ranges",
+            f"glob pattern {pattern!r} cannot be used ({err}); check its [...] ranges",
             field="include/exclude",
             value=pattern,
         ) from err
+    if compiled.include is None:  # "#..." is a comment line in a .gitignore
+        raise InvalidInputError(
+            f"glob pattern {pattern!r} matches nothing (a leading # starts a comment); "
+            "write \\# for a name that starts with #",
+            field="include/exclude",
+            value=pattern,
+        )
+    return compiled

@@ -54,6 +54,28 @@ eval_app = typer.Typer(
 )
 
 
+# The eval extra (`pip install 'ragctx[eval]'`): the modules eval/ imports that the service
+# does not install.
+EVAL_EXTRA_MODULES = ("ranx", "ragas", "matplotlib")
+
+
+@eval_app.callback()
+def _needs_the_eval_extra() -> None:
+    import importlib.util
+
+    missing = [name for name in EVAL_EXTRA_MODULES if importlib.util.find_spec(name) is None]
+    if missing:
+        err_console.print(
+            f"ragctx eval needs the eval extra, which is not installed (missing: "
+            f"{', '.join(missing)}); install it with: pip install 'ragctx[eval]' "
+            "(`make install` does)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(2)
+
+
 @eval_app.command("run")
 def run_command(
     dataset: Annotated[

@@ -24,6 +24,8 @@ from ingest import SourceSpec, SyncOptions, SyncReport
 from ingest.sources import source_name
 
 if TYPE_CHECKING:
+    from tenacity import RetryCallState
+
     from service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -166,20 +168,14 @@ def submit_to_server(
         )
     body = job_body(specs, options, collection=collection)
     headers = {"Authorization": f"Bearer {admin_key}"}
-    deadline = time.monotonic() + ready_wait_s
     with httpx.Client(base_url=info.url, headers=headers, timeout=30.0) as client:
-        while True:
-            try:
-                resp = client.post("/v1/admin/ingest", json=body)
-            except httpx.TransportError as err:
-                raise StoreUnavailableError(
-                    f"the store is held by the server at {info.url} (pid {info.pid}), which "
-                    f"does not answer ({err}); stop it or wait for it to start"
-                ) from err
-            if resp.status_code == 503 and time.monotonic() < deadline:
-                time.sleep(float(resp.headers.get("Retry-After", "1")))
-                continue
-            break
+        try:
+            resp = _post_job(client, body, ready_wait_s)
+        except httpx.TransportError as err:
+            raise StoreUnavailableError(
+                f"the store is held by the server at {info.url} (pid {info.pid}), which "
+                f"does not answer ({err}); stop it or wait for it to start"
+            ) from err
         if resp.status_code != 202:
             raise HandoffError(
                 f"the server at {info.url} refused the ingest job ({resp.status_code}): "
@@ -194,6 +190,27 @@ def submit_to_server(
     if job["report"] is None:
         raise HandoffError(f"ingest job {job['id']} on {info.url} {job['state']}: {job['error']}")
     return SyncReport.from_dict(job["report"])
+
+
+def _post_job(client: Any, body: dict[str, Any], ready_wait_s: float) -> Any:
+    """POST the job; a 503 (the server still starting) is retried, waiting its Retry-After,
+    for ``ready_wait_s``; then the last answer is returned whatever it is."""
+    from tenacity import Retrying, retry_if_result, stop_after_delay
+
+    def retry_after(state: RetryCallState) -> float:
+        value = state.outcome.result().headers.get("Retry-After", "1") if state.outcome else "1"
+        try:
+            return min(max(float(value), 0.0), 30.0)
+        except ValueError:  # an HTTP-date (from a proxy): wait a second
+            return 1.0
+
+    retrying = Retrying(
+        retry=retry_if_result(lambda resp: resp.status_code == 503),
+        stop=stop_after_delay(ready_wait_s),
+        wait=retry_after,
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+    )
+    return retrying(client.post, "/v1/admin/ingest", json=body)
 
 
 def _message(resp: Any) -> str:

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.handlers
 import os
@@ -34,6 +33,7 @@ from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, Sampler
 from opentelemetry.trace import Tracer
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from pythonjsonlogger.json import JsonFormatter as _JsonLinesFormatter
 
 ExporterName = Literal["none", "console", "otlp", "memory"]
 
@@ -192,31 +192,34 @@ def build_telemetry(exporter: ExporterName, *, service_name: str = "ragctx") -> 
 # --------------------------------------------------------------------------------------------
 # logs
 
-_STANDARD_ATTRS = frozenset(
-    vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()
-) | {"message", "asctime", "taskName"}
 
+class JsonFormatter(_JsonLinesFormatter):
+    """One JSON object per line (python-json-logger): time, level, logger, message, any
+    ``extra=`` fields, and the exception when there is one."""
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and any ``extra=`` fields."""
+    def __init__(self) -> None:
+        super().__init__(
+            "%(levelname)s %(name)s %(message)s",
+            rename_fields={"levelname": "level", "name": "logger", "exc_info": "exception"},
+            json_default=str,
+            json_ensure_ascii=False,
+        )
 
     def format(self, record: logging.LogRecord) -> str:
         """Render ``record`` as a JSON line."""
         audit = getattr(record, "audit", None)
         if isinstance(audit, dict):  # an audit line is already the JSON object to write
-            return json.dumps({"logger": record.name, **audit}, default=str, ensure_ascii=False)
-        out: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        for key, value in vars(record).items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
-                out[key] = value
-        if record.exc_info:
-            out["exception"] = self.formatException(record.exc_info)
-        return json.dumps(out, default=str, ensure_ascii=False)
+            return self.jsonify_log_record({"logger": record.name, **audit})
+        return super().format(record)
+
+    def add_fields(
+        self, log_data: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]
+    ) -> None:
+        """The library's fields after the time, with the level in lower case."""
+        created = datetime.fromtimestamp(record.created, UTC)
+        log_data["time"] = created.isoformat(timespec="milliseconds")
+        super().add_fields(log_data, record, message_dict)
+        log_data["level"] = record.levelname.lower()
 
 
 class _Handoff(logging.handlers.QueueHandler):

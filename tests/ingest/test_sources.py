@@ -378,6 +378,28 @@ def test_empty_glob_is_bad_usage_raised_at_call(tmp_path: Path) -> None:
     assert info.value.field == "include/exclude"
 
 
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [("#drafts", "matches nothing"), ("!", "cannot be used"), ("[z-a]", "cannot be used")],
+)
+def test_glob_that_matches_nothing_or_cannot_compile_is_bad_usage(
+    tmp_path: Path, pattern: str, message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message) as info:
+        read_source(SourceSpec(tmp_path, exclude=("*.md", pattern)))
+    assert info.value.field == "include/exclude" and repr(pattern) in str(info.value)
+
+
+def test_a_later_negated_glob_takes_a_path_back(tree: Path) -> None:
+    # docs/* matches the folder docs/api, so everything below it too
+    assert ids(SourceSpec(tree, include=("docs/*", "!*.txt", "docs/x2*"))) == [
+        "docs/api/ref.md", "docs/api/ref2.md", "docs/guide.md", "docs/x1.md", "docs/x2.txt",
+    ]  # fmt: skip
+    assert ids(SourceSpec(tree, exclude=("*.md", "!docs/x1.md", "*.html", "*.txt"))) == [
+        "docs/x1.md"
+    ]
+
+
 # -- bad input: one problem per bad document, the rest still read --------------------------------
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import sys
 import threading
 from pathlib import Path
 
@@ -117,6 +119,13 @@ def test_json_logs_are_one_object_per_line_and_audit_lines_stay_flat() -> None:
     line = json.loads(fmt.format(record))
     assert line["message"] == "hello you" and line["level"] == "warning"
     assert line["job_id"] == "j1"
+    assert list(line)[:4] == ["time", "level", "logger", "message"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00", line["time"])
+    try:
+        _ = 1 / 0
+    except ZeroDivisionError:
+        failed = logging.LogRecord("ragctx.x", logging.ERROR, __file__, 1, "x", (), sys.exc_info())
+    assert "ZeroDivisionError" in json.loads(fmt.format(failed))["exception"]
     audit = logging.LogRecord("ragctx.audit", logging.INFO, __file__, 1, "%s", ("{}",), None)
     audit.audit = {"event": "audit", "status": 200}
     assert json.loads(fmt.format(audit)) == {
