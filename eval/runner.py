@@ -17,16 +17,30 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from pydantic import JsonValue
+
 from eval.attribution import attribute
 from eval.datasets import EvalDataset
-from eval.environment import describe_environment, git_state
+from eval.environment import describe_environment
 from eval.judge import JudgeParams, judge_metrics
 from eval.metrics import IR_METRICS, ir_metrics, mean, ragas_id_metrics
 from eval.rankings import DocScore, doc_ranking
-from eval.report import EvalReport, StageReport
+from eval.report import (
+    BM25Record,
+    ChunkingRecord,
+    EvalReport,
+    IngestSummary,
+    ModelsInfo,
+    RetrievalRecord,
+    RunParams,
+    StageReport,
+    Timings,
+    WithheldRecord,
+)
 from index import Encoders, Store
 from index.schema import SCHEMA_VERSION
 from ingest import Chunker, SourceSpec, SyncOptions, sync
+from ingest.sync import SyncReport
 from ingest.types import canonical_sha256
 
 # Straight from the module that defines them.
@@ -87,7 +101,7 @@ class EvalParams:
     sync: SyncOptions = field(default_factory=SyncOptions)
     judge: JudgeParams | None = None
     rerank_note: str = ""  # why no reranker was passed, for the report
-    settings: Mapping[str, Any] = field(default_factory=dict)  # recorded as given
+    settings: Mapping[str, JsonValue] = field(default_factory=dict)  # recorded as given
 
 
 def collection_name(dataset: EvalDataset, *, encoders: Encoders, chunker: Chunker) -> str:
@@ -257,39 +271,66 @@ def run(
     return EvalReport(
         run_id=uuid.uuid4().hex[:12],
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        dataset=dataset.describe(),
+        dataset=dataset.info(),
         collection=collection,
-        params={
-            "retrieval": _retrieval_dict(retrieval),
-            "k": params.k,
-            "doc_score": params.doc_score.value,
-            "chunking": asdict(chunker.params),
-            "max_model_tokens": encoders.dense.max_tokens,
-            "bm25": asdict(encoders.sparse.params),
-            "tenant": params.tenant,
-            "settings": dict(params.settings),
-        },
-        models={
-            "dense": encoders.dense.name,
-            "dense_dim": encoders.dense.dim,
-            "rerank": None if reranker is None else reranker.name,
-            "rerank_trained": None if reranker is None else reranker.trained,
-        },
-        environment={**describe_environment(), "git": git_state()},
+        params=RunParams(
+            retrieval=RetrievalRecord.model_validate(_retrieval_dict(retrieval)),
+            k=params.k,
+            doc_score=params.doc_score,
+            chunking=ChunkingRecord.model_validate(asdict(chunker.params)),
+            max_model_tokens=encoders.dense.max_tokens,
+            bm25=BM25Record.model_validate(asdict(encoders.sparse.params)),
+            tenant=params.tenant,
+            settings=dict(params.settings),
+        ),
+        models=ModelsInfo(
+            dense=encoders.dense.name,
+            dense_dim=encoders.dense.dim,
+            rerank=None if reranker is None else reranker.name,
+            rerank_trained=None if reranker is None else reranker.trained,
+        ),
+        environment=describe_environment(),
         stages=stage_reports,
-        attribution=attribution.to_dict(),
+        attribution=attribution,
         llm_metrics=llm,
-        ingest={
-            **{k: v for k, v in synced.to_dict().items() if k not in {"plan", "problems"}},
-            "problems": len(synced.problems),
-            "points": store.count(collection),
-        },
-        timings={
-            "ingest_s": ingest_s,
-            "queries_s": queries_s,
-            "total_s": time.perf_counter() - started,
+        ingest=_ingest_summary(synced, points=store.count(collection)),
+        timings=Timings(
+            ingest_s=ingest_s,
+            queries_s=queries_s,
+            total_s=time.perf_counter() - started,
             **{f"{name[1:]}_median_ms": s["median"] for name, s in components.items()},
-        },
+        ),
+    )
+
+
+def _ingest_summary(synced: SyncReport, *, points: int) -> IngestSummary:
+    return IngestSummary(
+        collection=synced.collection,
+        sources=list(synced.sources),
+        added=synced.added,
+        updated=synced.updated,
+        unchanged=synced.unchanged,
+        deleted=synced.deleted,
+        failed=synced.failed,
+        chunks_written=synced.chunks_written,
+        chunks_deleted=synced.chunks_deleted,
+        seconds=round(synced.seconds, 3),
+        dry_run=synced.dry_run,
+        optimized=synced.optimized,
+        notes=list(synced.notes),
+        withheld=[
+            WithheldRecord(
+                source=w.source,
+                tenant=w.tenant,
+                would_delete=w.would_delete,
+                held=w.held,
+                doc_ids=list(w.doc_ids),
+                message=w.message,
+            )
+            for w in synced.withheld
+        ],
+        problems=len(synced.problems),
+        points=points,
     )
 
 

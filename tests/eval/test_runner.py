@@ -99,9 +99,9 @@ def test_every_stage_is_scored_and_reruns_are_incremental(
     finally:
         store.close()
     assert first.collection == collection_name(data, encoders=encoders, chunker=_chunker(encoders))
-    assert first.ingest["added"] == len(DOCS)
-    assert again.ingest["added"] == 0
-    assert again.ingest["unchanged"] == len(DOCS)
+    assert first.ingest.added == len(DOCS)
+    assert again.ingest.added == 0
+    assert again.ingest.unchanged == len(DOCS)
     for stage in ("bm25", "dense", "hybrid"):
         sr = first.stages[stage]
         assert sr.active
@@ -115,10 +115,10 @@ def test_every_stage_is_scored_and_reruns_are_incremental(
     assert not first.stages["rerank"].active
     assert first.stages["rerank"].note == "no reranker configured"
     assert first.stages["context"].metrics["recall@1"] == 1.0
-    assert sum(first.attribution["totals"][o] for o in ("found", "ranked_below_k")) == 3
-    assert first.llm_metrics["status"] == "not_run"
-    assert first.params["retrieval"]["top_k"] == 40  # the whole fused list is scored
-    assert first.environment["threads"]["torch_intra_op"] == 1
+    assert sum(first.attribution.totals[o] for o in ("found", "ranked_below_k")) == 3
+    assert first.llm_metrics.status == "not_run"
+    assert first.params.retrieval.top_k == 40  # the whole fused list is scored
+    assert first.environment.threads.torch_intra_op == 1
 
 
 def test_an_untrained_reranker_is_reported_inactive_and_a_trained_one_is_scored(
@@ -150,4 +150,4 @@ def test_an_untrained_reranker_is_reported_inactive_and_a_trained_one_is_scored(
     # marked trained (only to test the code path: its scores mean nothing), it is measured
     assert acting.stages["rerank"].active
     assert set(acting.stages["rerank"].per_query["ndcg@10"]) == set(QUERIES)
-    assert acting.models["rerank_trained"] is True
+    assert acting.models.rerank_trained is True
