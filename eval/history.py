@@ -69,7 +69,7 @@ def write_run(report: EvalReport, reports_dir: Path) -> RunFiles:
     stem = f"{stamp}-{report.dataset.name}-{report.run_id}"
     json_path = runs / f"{stem}.json"
     md_path = runs / f"{stem}.md"
-    json_path.write_text(report.to_json() + "\n", "utf-8")
+    json_path.write_text(report.model_dump_json() + "\n", "utf-8")
     md_path.write_text(render_markdown(report, history_png="../history.png"), "utf-8")
     rows = read_history(reports_dir)
     png, table = Path(reports_dir) / "history.png", Path(reports_dir) / "history.md"

@@ -5,7 +5,7 @@ parameter, model ids, thread counts, library versions, timings, the mean of ever
 stage, and every query's score per stage and metric, so that a later run can be tested against
 it query by query (:func:`eval.gate`).
 
-It is a file format, so it is a pydantic model: :meth:`EvalReport.to_json` writes it,
+It is a file format, so it is a pydantic model: ``EvalReport.model_dump_json()`` writes it,
 :func:`load_report` reads and validates it, and ``EvalReport.model_json_schema()`` is its JSON
 Schema (``kind`` and ``schema`` name the format and its version). Scores are rounded to six
 digits and NaN written as null; timings are rounded to the millisecond.
@@ -245,10 +245,6 @@ class EvalReport(_Record):
     def _stages(self, stages: dict[str, StageReport]) -> dict[str, StageReport]:
         return {name: stages[name] for name in sorted(stages, key=_stage_key)}
 
-    def to_json(self) -> str:
-        """Compact JSON, one object."""
-        return self.model_dump_json()
-
 
 def load_report(path: Path) -> EvalReport:
     """Read a report JSON file.
@@ -259,29 +255,19 @@ def load_report(path: Path) -> EvalReport:
     """
     path = Path(path)
     try:
-        text = path.read_bytes()
+        return EvalReport.model_validate_json(path.read_bytes())
     except FileNotFoundError as err:
-        raise InvalidInputError(
-            f"report {path.as_posix()} does not exist; pass a JSON report written by "
-            "`ragctx eval` (runs are in eval/reports/runs/)",
-            field="report",
-            value=str(path),
-        ) from err
+        why = "does not exist; pass a JSON report written by `ragctx eval` (runs are in "
+        raise _refused(path, why + "eval/reports/runs/)") from err
     except OSError as err:
-        raise InvalidInputError(
-            f"report {path.as_posix()} cannot be read ({err.strerror or err})",
-            field="report",
-            value=str(path),
-        ) from err
-    try:
-        return EvalReport.model_validate_json(text)
+        raise _refused(path, f"cannot be read ({err.strerror or err})") from err
     except ValidationError as err:
-        raise InvalidInputError(
-            f"report {path.as_posix()} {_describe(err)}; pass a JSON report written by "
-            "`ragctx eval --json-out` (or filed in eval/reports/runs/)",
-            field="report",
-            value=str(path),
-        ) from err
+        why = "; pass a JSON report written by `ragctx eval --json-out` (or filed in "
+        raise _refused(path, _describe(err) + why + "eval/reports/runs/)") from err
+
+
+def _refused(path: Path, why: str) -> InvalidInputError:
+    return InvalidInputError(f"report {path.as_posix()} {why}", field="report", value=str(path))
 
 
 def _describe(err: ValidationError) -> str:

@@ -53,7 +53,6 @@ __all__ = ["ContextScorer", "EvalParams", "EvalProgress", "collection_name", "ru
 
 log = logging.getLogger(__name__)
 
-LEG_STAGES = (Stage.BM25, Stage.DENSE)
 RANKED_STAGES = (Stage.BM25, Stage.DENSE, Stage.HYBRID, Stage.RERANK)
 
 
@@ -436,17 +435,7 @@ def _ingest_summary(synced: SyncReport, *, points: int) -> IngestSummary:
         dry_run=synced.dry_run,
         optimized=synced.optimized,
         notes=list(synced.notes),
-        withheld=[
-            WithheldRecord(
-                source=w.source,
-                tenant=w.tenant,
-                would_delete=w.would_delete,
-                held=w.held,
-                doc_ids=list(w.doc_ids),
-                message=w.message,
-            )
-            for w in synced.withheld
-        ],
+        withheld=[WithheldRecord.model_validate(w, from_attributes=True) for w in synced.withheld],
         problems=len(synced.problems),
         points=points,
     )

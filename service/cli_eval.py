@@ -107,9 +107,9 @@ def run_command(
         )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(report.to_json() + "\n", "utf-8")
+        json_out.write_text(report.model_dump_json() + "\n", "utf-8")
     if as_json:
-        sys.stdout.write(report.to_json() + "\n")
+        sys.stdout.write(report.model_dump_json() + "\n")
     else:
         _print_report(report)
     if report.ingest.failed:

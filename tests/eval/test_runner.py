@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from eval import EvalParams, collection_name, load_dataset, run
+from eval import EvalDataset, EvalParams, EvalReport, collection_name, load_dataset, run
 from index.edge import EdgeStore
 from ingest import Chunker, ChunkingParams
 from retrieval.hybrid import RetrievalParams
@@ -63,6 +63,19 @@ def _chunker(encoders: Any) -> Chunker:
     )
 
 
+def _run(
+    data: EvalDataset, store: EdgeStore, encoders: Any, reranker: Any, **kwargs: Any
+) -> EvalReport:
+    return run(
+        data,
+        store=store,
+        encoders=encoders,
+        chunker=_chunker(encoders),
+        reranker=reranker,
+        **kwargs,
+    )
+
+
 class _RecallAtOne:
     """A context hook: is the first candidate's document relevant?"""
 
@@ -79,23 +92,8 @@ def test_every_stage_is_scored_and_reruns_are_incremental(
     store = EdgeStore(tmp_path / "store")
     params = EvalParams(retrieval=RetrievalParams(dense_limit=20, bm25_limit=20, rrf_k=60))
     try:
-        first = run(
-            data,
-            store=store,
-            encoders=encoders,
-            chunker=_chunker(encoders),
-            reranker=None,
-            params=params,
-            context_scorer=_RecallAtOne(),
-        )
-        again = run(
-            data,
-            store=store,
-            encoders=encoders,
-            chunker=_chunker(encoders),
-            reranker=None,
-            params=params,
-        )
+        first = _run(data, store, encoders, None, params=params, context_scorer=_RecallAtOne())
+        again = _run(data, store, encoders, None, params=params)
     finally:
         store.close()
     assert first.collection == collection_name(data, encoders=encoders, chunker=_chunker(encoders))
@@ -128,20 +126,10 @@ def test_an_untrained_reranker_is_reported_inactive_and_a_trained_one_is_scored(
     data = load_dataset(toy)
     store = EdgeStore(tmp_path / "store")
     try:
-        untrained = run(
-            data,
-            store=store,
-            encoders=encoders,
-            chunker=_chunker(encoders),
-            reranker=CrossEncoderReranker.load(str(folder), trained=False),
+        untrained = _run(
+            data, store, encoders, CrossEncoderReranker.load(str(folder), trained=False)
         )
-        acting = run(
-            data,
-            store=store,
-            encoders=encoders,
-            chunker=_chunker(encoders),
-            reranker=CrossEncoderReranker.load(str(folder), trained=True),
-        )
+        acting = _run(data, store, encoders, CrossEncoderReranker.load(str(folder), trained=True))
     finally:
         store.close()
     assert not untrained.stages["rerank"].active
