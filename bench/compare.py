@@ -228,7 +228,7 @@ def _ragctx(data: Any, loaded: Any) -> tuple[dict[str, Any], Any, Any]:
             "latency_ms": {k: round(block.latency_ms[k], 3) for k in ("median", "p95")},
         }
     return (
-        {"systems": systems, "ingest_s": round(report.timings["ingest_s"], 2), **served},
+        {"systems": systems, "ingest_s": round(report.timings.ingest_s, 2), **served},
         encoders,
         settings,
     )

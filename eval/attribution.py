@@ -20,8 +20,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from core.types import Stage
 
@@ -41,22 +42,15 @@ class Outcome(StrEnum):
 CROSS_COUNTS = ("missed_by_dense", "missed_by_bm25", "only_dense", "only_bm25", "lifted_by_rerank")
 
 
-@dataclass(frozen=True, slots=True)
-class Attribution:
-    """Outcome counts over all queries, and each query's outcome per relevant document."""
+class Attribution(BaseModel):
+    """Outcome counts over all queries (outcomes and cross counts, by name), and each query's
+    outcome per relevant document (query id -> document id -> outcome)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     k: int
-    totals: Mapping[str, int]
-    # query id -> relevant doc id -> outcome
-    per_query: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, object]:
-        """JSON-ready."""
-        return {
-            "k": self.k,
-            "totals": dict(self.totals),
-            "per_query": {q: dict(d) for q, d in self.per_query.items()},
-        }
+    totals: dict[str, int]
+    per_query: dict[str, dict[str, Outcome]] = Field(default_factory=dict)
 
 
 def attribute_query(
@@ -64,7 +58,7 @@ def attribute_query(
     stages: Mapping[Stage, Sequence[str]],
     *,
     k: int,
-) -> tuple[dict[str, str], dict[str, int]]:
+) -> tuple[dict[str, Outcome], dict[str, int]]:
     """One query's outcome per relevant document, and its cross-cutting counts.
 
     Args:
@@ -81,7 +75,7 @@ def attribute_query(
     hybrid_rank = {d: i + 1 for i, d in enumerate(hybrid)}
     rerank_list = stages.get(Stage.RERANK)
     rerank_rank = None if rerank_list is None else {d: i + 1 for i, d in enumerate(rerank_list)}
-    outcomes: dict[str, str] = {}
+    outcomes: dict[str, Outcome] = {}
     cross = dict.fromkeys(CROSS_COUNTS, 0)
     for doc in relevant:
         in_dense, in_bm25 = doc in dense, doc in bm25
@@ -103,7 +97,7 @@ def attribute_query(
             outcome = Outcome.PUSHED_DOWN_BY_RERANK
         else:
             outcome = Outcome.RANKED_BELOW_K
-        outcomes[doc] = outcome.value
+        outcomes[doc] = outcome
     return outcomes, cross
 
 
@@ -116,7 +110,7 @@ def attribute(
     """Attribution over every judged query (``rankings``: query id -> stage -> documents)."""
     # every outcome and cross count is listed, in this order, even when it stays 0
     totals = Counter(dict.fromkeys([o.value for o in Outcome], 0) | dict.fromkeys(CROSS_COUNTS, 0))
-    per_query: dict[str, dict[str, str]] = {}
+    per_query: dict[str, dict[str, Outcome]] = {}
     for qid, judged in qrels.items():
         outcomes, cross = attribute_query(sorted(judged), rankings.get(qid, {}), k=k)
         per_query[qid] = outcomes

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from core.errors import InvalidInputError
+from eval.report import DatasetInfo
 
 __all__ = ["EvalDataset", "load_dataset", "subset"]
 
@@ -45,18 +46,22 @@ class EvalDataset:
     checksum: str
     files: Mapping[str, str] = field(default_factory=dict)  # relative path -> sha256
 
+    def info(self) -> DatasetInfo:
+        """What a report records about the dataset."""
+        return DatasetInfo(
+            name=self.name,
+            path=str(self.path),
+            split=self.split,
+            sha256=self.checksum,
+            files=dict(self.files),
+            documents=self.documents,
+            queries=len(self.queries),
+            judgments=sum(len(r) for r in self.qrels.values()),
+        )
+
     def describe(self) -> dict[str, Any]:
-        """The JSON a report records about the dataset."""
-        return {
-            "name": self.name,
-            "path": str(self.path),
-            "split": self.split,
-            "sha256": self.checksum,
-            "files": dict(self.files),
-            "documents": self.documents,
-            "queries": len(self.queries),
-            "judgments": sum(len(r) for r in self.qrels.values()),
-        }
+        """:meth:`info` as JSON-ready data."""
+        return self.info().model_dump(mode="json")
 
 
 def load_dataset(path: Path, *, name: str | None = None, split: str = "test") -> EvalDataset:

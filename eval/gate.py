@@ -144,12 +144,12 @@ def gate(
             field="max_drop",
             value=(max_drop, max_p),
         )
-    base_sum, cur_sum = baseline.dataset.get("sha256"), current.dataset.get("sha256")
+    base_sum, cur_sum = baseline.dataset.sha256, current.dataset.sha256
     if base_sum != cur_sum:
         raise InvalidInputError(
-            f"the baseline was measured on dataset {baseline.dataset.get('name')!r} "
-            f"(sha256 {str(base_sum)[:12]}…) and this run on {current.dataset.get('name')!r} "
-            f"(sha256 {str(cur_sum)[:12]}…); gate a run against a baseline of the same data",
+            f"the baseline was measured on dataset {baseline.dataset.name!r} "
+            f"(sha256 {base_sum[:12]}…) and this run on {current.dataset.name!r} "
+            f"(sha256 {cur_sum[:12]}…); gate a run against a baseline of the same data",
             field="baseline",
         )
     checks: list[GateCheck] = []

@@ -20,7 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from eval.report import STAGE_ORDER, EvalReport
+from core.errors import InvalidInputError
+from eval.report import STAGE_ORDER, EvalReport, load_report
 from eval.summary import render_markdown
 
 __all__ = [
@@ -65,10 +66,10 @@ def write_run(report: EvalReport, reports_dir: Path) -> RunFiles:
     runs = Path(reports_dir) / "runs"
     runs.mkdir(parents=True, exist_ok=True)
     stamp = datetime.fromisoformat(report.created_at).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    stem = f"{stamp}-{report.dataset.get('name')}-{report.run_id}"
+    stem = f"{stamp}-{report.dataset.name}-{report.run_id}"
     json_path = runs / f"{stem}.json"
     md_path = runs / f"{stem}.md"
-    json_path.write_text(report.to_json() + "\n", "utf-8")
+    json_path.write_text(report.model_dump_json() + "\n", "utf-8")
     md_path.write_text(render_markdown(report, history_png="../history.png"), "utf-8")
     rows = read_history(reports_dir)
     png, table = Path(reports_dir) / "history.png", Path(reports_dir) / "history.md"
@@ -78,27 +79,25 @@ def write_run(report: EvalReport, reports_dir: Path) -> RunFiles:
 
 
 def read_history(reports_dir: Path) -> list[HistoryRow]:
-    """Every readable run under ``runs/``, oldest first; unreadable files are skipped."""
+    """Every valid report under ``runs/``, oldest first; other files are skipped with a
+    warning naming the file and what is wrong with it."""
     rows: list[HistoryRow] = []
     for path in sorted((Path(reports_dir) / "runs").glob("*.json")):
         try:
-            raw: dict[str, Any] = json.loads(path.read_text("utf-8"))
-            rows.append(
-                HistoryRow(
-                    path=path,
-                    created_at=str(raw["created_at"]),
-                    dataset=str(raw["dataset"]["name"]),
-                    sha256=str(raw["dataset"]["sha256"]),
-                    commit=str(raw["environment"].get("git", {}).get("commit") or "")[:8],
-                    metrics={
-                        stage: dict(s["metrics"])
-                        for stage, s in raw["stages"].items()
-                        if s.get("active")
-                    },
-                )
+            report = load_report(path)
+        except InvalidInputError as err:
+            log.warning("skipping it in the history: %s", err)
+            continue
+        rows.append(
+            HistoryRow(
+                path=path,
+                created_at=report.created_at,
+                dataset=report.dataset.name,
+                sha256=report.dataset.sha256,
+                commit=(report.environment.git.commit or "")[:8],
+                metrics={stage: dict(s.metrics) for stage, s in report.stages.items() if s.active},
             )
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
-            log.warning("skipping %s in the history: %s", path, err)
+        )
     return sorted(rows, key=lambda r: r.created_at)
 
 
@@ -175,8 +174,8 @@ def record_injection(entry: dict[str, Any], reports_dir: Path) -> Path:
     row = {
         "kind": "injection",
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": str(git.get("commit") or "")[:8],
-        "dirty": git.get("dirty"),
+        "commit": (git.commit or "")[:8],
+        "dirty": git.dirty,
         **entry,
     }
     path = reports / INJECTION_HISTORY

@@ -13,9 +13,11 @@ import math
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["JudgeParams", "judge_metrics"]
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["JudgeEndpoint", "JudgeParams", "LLMMetrics", "judge_metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +40,48 @@ class JudgeParams:
     timeout_s: float = 60.0
 
 
+class JudgeEndpoint(BaseModel):
+    """The judge a report was scored by (never its key)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    base_url: str
+    model: str
+
+
+JudgeStatus = Literal["not_run", "ok", "partial", "failed"]
+
+
+def _absent_if_none(value: object) -> bool:
+    return value is None
+
+
+class LLMMetrics(BaseModel):
+    """The LLM-judged metrics of a report, or why they were not run.
+
+    ``not_run`` and an unavailable client carry only ``status``, ``reason`` and empty
+    ``metrics``; a run judge also says which stage, which judge, and how many queries.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    status: JudgeStatus
+    reason: str | None = Field(default=None, exclude_if=_absent_if_none)
+    stage: str | None = Field(default=None, exclude_if=_absent_if_none)
+    judge: JudgeEndpoint | None = Field(default=None, exclude_if=_absent_if_none)
+    queries_judged: int | None = Field(default=None, exclude_if=_absent_if_none)
+    queries_failed: int | None = Field(default=None, exclude_if=_absent_if_none)
+    metrics: dict[str, float] = Field(default_factory=dict)
+    per_query: dict[str, dict[str, float]] | None = Field(default=None, exclude_if=_absent_if_none)
+
+
 def judge_metrics(
     judge: JudgeParams | None,
     queries: Mapping[str, str],
     contexts: Mapping[str, Sequence[str]],
     *,
     stage: str,
-) -> dict[str, Any]:
+) -> LLMMetrics:
     """ragas' LLM metrics per query, or why they did not run.
 
     Args:
@@ -54,17 +91,17 @@ def judge_metrics(
         stage: the stage whose context was judged, for the report.
 
     Returns:
-        ``{"status": "not_run" | "ok" | "partial" | "failed", "reason" | "metrics", ...}``.
+        The metrics (status ``ok`` or ``partial``), or why there are none.
     """
     if judge is None:
-        return {"status": "not_run", "reason": NOT_CONFIGURED, "metrics": {}}
+        return LLMMetrics(status="not_run", reason=NOT_CONFIGURED)
     qids = [q for q in queries if contexts.get(q)]
     if judge.max_queries is not None:
         qids = qids[: judge.max_queries]
     try:
         values = _run(_score(judge, [(queries[q], list(contexts[q])) for q in qids]))
     except ImportError as err:
-        return {"status": "failed", "reason": f"judge client unavailable: {err}", "metrics": {}}
+        return LLMMetrics(status="failed", reason=f"judge client unavailable: {err}")
     scores: dict[str, float] = {}
     errors: list[str] = []
     for qid, value in zip(qids, values, strict=True):
@@ -75,21 +112,23 @@ def judge_metrics(
             errors.append("the judge returned no score (NaN); check the endpoint and model")
         else:
             scores[qid] = float(value)
-    status = "ok" if not errors else ("partial" if scores else "failed")
+    status: JudgeStatus = "ok" if not errors else ("partial" if scores else "failed")
     if errors:
         log.warning("the judge failed on %d of %d queries: %s", len(errors), len(qids), errors[0])
-    out: dict[str, Any] = {
-        "status": status,
-        "stage": stage,
-        "judge": {"base_url": judge.base_url, "model": judge.model},
-        "queries_judged": len(scores),
-        "queries_failed": len(errors),
-        "metrics": {"context_relevance": sum(scores.values()) / len(scores)} if scores else {},
-        "per_query": {"context_relevance": scores},
-    }
-    if errors:
-        out["reason"] = f"the judge failed on {len(errors)} queries; first error: {errors[0]}"
-    return out
+    return LLMMetrics(
+        status=status,
+        stage=stage,
+        judge=JudgeEndpoint(base_url=judge.base_url, model=judge.model),
+        queries_judged=len(scores),
+        queries_failed=len(errors),
+        metrics={"context_relevance": sum(scores.values()) / len(scores)} if scores else {},
+        per_query={"context_relevance": scores},
+        reason=(
+            f"the judge failed on {len(errors)} queries; first error: {errors[0]}"
+            if errors
+            else None
+        ),
+    )
 
 
 async def _score(judge: JudgeParams, items: list[tuple[str, list[str]]]) -> list[Any]:

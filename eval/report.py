@@ -3,191 +3,290 @@
 A report is self-describing (STYLE §8): date, git commit, dataset checksum and sizes, every
 parameter, model ids, thread counts, library versions, timings, the mean of every metric per
 stage, and every query's score per stage and metric, so that a later run can be tested against
-it query by query (:func:`eval.gate`). It round-trips through JSON.
+it query by query (:func:`eval.gate`).
+
+It is a file format, so it is a pydantic model: ``EvalReport.model_dump_json()`` writes it,
+:func:`load_report` reads and validates it, and ``EvalReport.model_json_schema()`` is its JSON
+Schema (``kind`` and ``schema`` name the format and its version). Scores are rounded to six
+digits and NaN written as null; timings are rounded to the millisecond.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, field_serializer
 
 from core.errors import InvalidInputError
+from eval.attribution import Attribution
+from eval.environment import Environment
+from eval.judge import LLMMetrics
+from eval.rankings import DocScore
 
 __all__ = [
     "REPORT_KIND",
     "REPORT_SCHEMA",
     "STAGE_ORDER",
+    "BM25Record",
+    "ChunkingRecord",
+    "DatasetInfo",
     "EvalReport",
+    "IngestSummary",
+    "ModelsInfo",
+    "RerankRecord",
+    "RetrievalRecord",
+    "RunParams",
     "StageReport",
+    "Timings",
+    "WithheldRecord",
     "load_report",
 ]
 
-REPORT_KIND = "ragctx-eval-report"
-REPORT_SCHEMA = 1
+REPORT_KIND: Final = "ragctx-eval-report"
+REPORT_SCHEMA: Final = 1
 STAGE_ORDER = ("bm25", "dense", "hybrid", "rerank", "context")
 
 
-@dataclass(frozen=True, slots=True)
-class StageReport:
+class _Record(BaseModel):
+    """A part of the report: frozen, and no key it does not declare."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class _Echo(BaseModel):
+    """Parameters of another stage, recorded as that stage gives them: the keys every report
+    has are typed; keys a later version of that stage adds are kept as they are."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class StageReport(_Record):
     """One stage: whether it really ran, its mean metrics, per-query scores, latency.
 
     An inactive stage (rerank without a trained reranker) has no metrics: it was not measured.
+    ``per_query`` is metric -> query id -> score; ``latency_ms`` holds median, p95 and mean.
     """
 
     active: bool
     note: str = ""
-    metrics: Mapping[str, float | None] = field(default_factory=dict)
-    per_query: Mapping[str, Mapping[str, float | None]] = field(default_factory=dict)
-    latency_ms: Mapping[str, float] = field(default_factory=dict)
+    metrics: Mapping[str, float | None] = Field(default_factory=dict)
+    latency_ms: Mapping[str, float] = Field(default_factory=dict)
+    per_query: Mapping[str, Mapping[str, float | None]] = Field(default_factory=dict)
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready; NaN scores become null."""
-        return {
-            "active": self.active,
-            "note": self.note,
-            "metrics": {m: _num(v) for m, v in self.metrics.items()},
-            "latency_ms": {m: round(v, 3) for m, v in self.latency_ms.items()},
-            "per_query": {
-                m: {q: _num(v) for q, v in scores.items()} for m, scores in self.per_query.items()
-            },
-        }
+    @field_serializer("metrics")
+    def _metrics(self, metrics: Mapping[str, float | None]) -> dict[str, float | None]:
+        return {m: _num(v) for m, v in metrics.items()}
 
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> StageReport:
-        """Inverse of :meth:`to_dict`."""
-        return cls(
-            active=bool(raw["active"]),
-            note=str(raw.get("note", "")),
-            metrics=dict(raw.get("metrics", {})),
-            per_query={m: dict(s) for m, s in raw.get("per_query", {}).items()},
-            latency_ms=dict(raw.get("latency_ms", {})),
-        )
+    @field_serializer("latency_ms")
+    def _latency(self, latency: Mapping[str, float]) -> dict[str, float]:
+        return {m: round(v, 3) for m, v in latency.items()}
+
+    @field_serializer("per_query")
+    def _per_query(
+        self, per_query: Mapping[str, Mapping[str, float | None]]
+    ) -> dict[str, dict[str, float | None]]:
+        return {m: {q: _num(v) for q, v in s.items()} for m, s in per_query.items()}
 
 
-@dataclass(frozen=True, slots=True)
-class EvalReport:
+class DatasetInfo(_Record):
+    """The BEIR dataset: its checksum (over ``files``) says whether two runs are comparable."""
+
+    name: str
+    path: str
+    split: str
+    sha256: str
+    files: dict[str, str]  # file -> sha256
+    documents: int
+    queries: int
+    judgments: int
+
+
+class RerankRecord(_Echo):
+    """The rerank parameters the run used."""
+
+    top_n: int
+    mode: str
+    weight: float
+    k: int
+
+
+class RetrievalRecord(_Echo):
+    """The retrieval parameters the run used (``top_k`` widened to the whole fused list)."""
+
+    dense_limit: int
+    bm25_limit: int
+    rrf_k: int
+    top_k: int
+    rerank: RerankRecord
+    max_query_chars: int
+    with_vectors: bool
+
+
+class ChunkingRecord(_Echo):
+    """How documents were chunked."""
+
+    chunk_tokens: int
+    overlap_tokens: int
+    encoding: str
+
+
+class BM25Record(_Echo):
+    """The BM25 encoder's parameters."""
+
+    k: float
+    b: float
+    avg_len: float
+    language: str
+
+
+class RunParams(_Record):
+    """Every parameter of the run; ``settings`` is the whole settings object as it was given
+    (secrets left out)."""
+
+    retrieval: RetrievalRecord
+    k: int
+    doc_score: DocScore
+    chunking: ChunkingRecord
+    max_model_tokens: int
+    bm25: BM25Record
+    tenant: str
+    settings: dict[str, JsonValue] = Field(default_factory=dict)
+
+
+class ModelsInfo(_Record):
+    """The models: dense id and dimension, the reranker (None when none was configured)."""
+
+    dense: str
+    dense_dim: int
+    rerank: str | None = None
+    rerank_trained: bool | None = None
+
+
+class WithheldRecord(_Record):
+    """A deletion the sync held back (ingest.sync.WithheldDeletion)."""
+
+    source: str
+    tenant: str | None
+    would_delete: int
+    held: int
+    doc_ids: list[str]
+    message: str
+
+
+class IngestSummary(_Record):
+    """What the incremental ingest of the dataset did; ``points`` is the collection's size."""
+
+    collection: str
+    sources: list[str]
+    added: int
+    updated: int
+    unchanged: int
+    deleted: int
+    failed: int
+    chunks_written: int
+    chunks_deleted: int
+    seconds: float
+    dry_run: bool = False
+    optimized: bool = False
+    notes: list[str] = Field(default_factory=list)
+    withheld: list[WithheldRecord] = Field(default_factory=list)
+    problems: int  # how many documents had input problems (they are logged)
+    points: int
+
+
+class Timings(BaseModel):
+    """Wall times of the phases, plus ``<component>_median_ms`` per query (the retrieval's own
+    timings: ``dense_encode``, ``store_query``, ...), one key per component."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+    __pydantic_extra__: dict[str, float] = Field(init=False)
+
+    ingest_s: float
+    queries_s: float
+    total_s: float
+
+    @field_serializer("ingest_s", "queries_s", "total_s")
+    def _seconds(self, value: float) -> float:
+        return round(value, 3)
+
+
+class EvalReport(_Record):
     """One evaluation run; see the module docstring. ``stages`` keys are stage names."""
 
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", validate_by_name=True, serialize_by_alias=True
+    )
+
+    kind: Literal["ragctx-eval-report"] = REPORT_KIND
+    schema_version: Literal[1] = Field(default=REPORT_SCHEMA, alias="schema")
     run_id: str
-    created_at: str
-    dataset: Mapping[str, Any]
+    created_at: str  # ISO 8601, UTC
+    dataset: DatasetInfo
     collection: str
-    params: Mapping[str, Any]
-    models: Mapping[str, Any]
-    environment: Mapping[str, Any]
-    stages: Mapping[str, StageReport]
-    attribution: Mapping[str, Any]
-    llm_metrics: Mapping[str, Any]
-    ingest: Mapping[str, Any]
-    timings: Mapping[str, float]
-    context: Mapping[str, Any] | None = None
+    params: RunParams
+    models: ModelsInfo
+    environment: Environment
+    timings: Timings
+    ingest: IngestSummary
+    stages: dict[str, StageReport]
+    attribution: Attribution
+    llm_metrics: LLMMetrics
+    context: None = None  # always null: the context stage is in ``stages``; kept for readers
 
     def metric(self, stage: str, name: str) -> float | None:
         """The mean of ``name`` at ``stage``; None when the stage did not run or lacks it."""
         report = self.stages.get(stage)
         return None if report is None or not report.active else report.metrics.get(name)
 
-    def to_dict(self, *, per_query: bool = True) -> dict[str, Any]:
-        """The whole report as one JSON object (``per_query=False`` drops per-query data)."""
-        stages = {}
-        for name in sorted(self.stages, key=_stage_key):
-            data = self.stages[name].to_dict()
-            if not per_query:
-                data.pop("per_query")
-            stages[name] = data
-        attribution = dict(self.attribution)
-        if not per_query:
-            attribution.pop("per_query", None)
-        return {
-            "kind": REPORT_KIND,
-            "schema": REPORT_SCHEMA,
-            "run_id": self.run_id,
-            "created_at": self.created_at,
-            "dataset": dict(self.dataset),
-            "collection": self.collection,
-            "params": dict(self.params),
-            "models": dict(self.models),
-            "environment": dict(self.environment),
-            "timings": {k: round(v, 3) for k, v in self.timings.items()},
-            "ingest": dict(self.ingest),
-            "stages": stages,
-            "attribution": attribution,
-            "llm_metrics": dict(self.llm_metrics),
-            "context": None if self.context is None else dict(self.context),
-        }
-
-    def to_json(self) -> str:
-        """Compact JSON, one object."""
-        return json.dumps(self.to_dict(), sort_keys=False, separators=(",", ":"), allow_nan=False)
-
-    @classmethod
-    def from_dict(cls, raw: Mapping[str, Any]) -> EvalReport:
-        """Inverse of :meth:`to_dict` (raises InvalidInputError on anything else)."""
-        if raw.get("kind") != REPORT_KIND or raw.get("schema") != REPORT_SCHEMA:
-            raise InvalidInputError(
-                f"not a ragctx eval report (kind={raw.get('kind')!r}, schema="
-                f"{raw.get('schema')!r}; expected {REPORT_KIND!r}, {REPORT_SCHEMA}); pass a "
-                "JSON file written by `ragctx eval`",
-                field="report",
-            )
-        return cls(
-            run_id=str(raw["run_id"]),
-            created_at=str(raw["created_at"]),
-            dataset=dict(raw["dataset"]),
-            collection=str(raw["collection"]),
-            params=dict(raw["params"]),
-            models=dict(raw["models"]),
-            environment=dict(raw["environment"]),
-            stages={k: StageReport.from_dict(v) for k, v in raw["stages"].items()},
-            attribution=dict(raw["attribution"]),
-            llm_metrics=dict(raw["llm_metrics"]),
-            ingest=dict(raw["ingest"]),
-            timings=dict(raw["timings"]),
-            context=None if raw.get("context") is None else dict(raw["context"]),
-        )
+    @field_serializer("stages")
+    def _stages(self, stages: dict[str, StageReport]) -> dict[str, StageReport]:
+        return {name: stages[name] for name in sorted(stages, key=_stage_key)}
 
 
 def load_report(path: Path) -> EvalReport:
     """Read a report JSON file.
 
     Raises:
-        InvalidInputError: the file is missing, not JSON, or not a report.
+        InvalidInputError: the file is missing, unreadable, not JSON, or not a valid report;
+            the message names the file and every wrong field.
     """
     path = Path(path)
     try:
-        raw = json.loads(path.read_text("utf-8"))
+        return EvalReport.model_validate_json(path.read_bytes())
     except FileNotFoundError as err:
-        raise InvalidInputError(
-            f"report {path.as_posix()} does not exist; pass a JSON report written by "
-            "`ragctx eval` (runs are in eval/reports/runs/)",
-            field="report",
-            value=str(path),
-        ) from err
-    except ValueError as err:
-        raise InvalidInputError(
-            f"report {path.as_posix()} is not valid JSON ({err}); pass a report written by "
-            "`ragctx eval --json-out`",
-            field="report",
-            value=str(path),
-        ) from err
-    if not isinstance(raw, dict):
-        raise InvalidInputError(
-            f"report {path.as_posix()} holds a {type(raw).__name__}, not a JSON object",
-            field="report",
-            value=str(path),
+        why = "does not exist; pass a JSON report written by `ragctx eval` (runs are in "
+        raise _refused(path, why + "eval/reports/runs/)") from err
+    except OSError as err:
+        raise _refused(path, f"cannot be read ({err.strerror or err})") from err
+    except ValidationError as err:
+        why = "; pass a JSON report written by `ragctx eval --json-out` (or filed in "
+        raise _refused(path, _describe(err) + why + "eval/reports/runs/)") from err
+
+
+def _refused(path: Path, why: str) -> InvalidInputError:
+    return InvalidInputError(f"report {path.as_posix()} {why}", field="report", value=str(path))
+
+
+def _describe(err: ValidationError) -> str:
+    """What is wrong with a report file, in one line."""
+    errors = err.errors(include_url=False)
+    if any(e["type"].startswith("json_") for e in errors):
+        return f"is not valid JSON ({errors[0]['msg']})"
+    if any(e["type"] == "model_type" and not e["loc"] for e in errors):
+        return f"holds a {type(errors[0]['input']).__name__}, not a JSON object"
+    wrong = {e["loc"][0]: e["input"] for e in errors if e["loc"] in (("kind",), ("schema",))}
+    if wrong:
+        return (
+            f"is not a ragctx eval report (kind={wrong.get('kind', REPORT_KIND)!r}, schema="
+            f"{wrong.get('schema', REPORT_SCHEMA)!r}; expected {REPORT_KIND!r}, {REPORT_SCHEMA})"
         )
-    try:
-        return EvalReport.from_dict(raw)
-    except (KeyError, TypeError, AttributeError) as err:
-        raise InvalidInputError(
-            f"report {path.as_posix()} lacks {err}; it is incomplete or from another tool",
-            field="report",
-            value=str(path),
-        ) from err
+    shown = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in errors[:5]) + (
+        f"; and {len(errors) - 5} more" if len(errors) > 5 else ""
+    )
+    return f"is not a valid report ({shown})"
 
 
 def _num(value: float | None) -> float | None:

@@ -12,23 +12,37 @@ import logging
 import statistics
 import time
 import uuid
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from pydantic import JsonValue
+
 # Straight from the module that defines them.
 from core.types import Candidate, Principal, Stage
-from eval.attribution import attribute
+from eval.attribution import Attribution, attribute
 from eval.datasets import EvalDataset
-from eval.environment import describe_environment, git_state
-from eval.judge import JudgeParams, judge_metrics
+from eval.environment import describe_environment
+from eval.judge import JudgeParams, LLMMetrics, judge_metrics
 from eval.metrics import IR_METRICS, ir_metrics, mean, ragas_id_metrics
 from eval.rankings import DocScore, doc_ranking
-from eval.report import EvalReport, StageReport
+from eval.report import (
+    BM25Record,
+    ChunkingRecord,
+    EvalReport,
+    IngestSummary,
+    ModelsInfo,
+    RetrievalRecord,
+    RunParams,
+    StageReport,
+    Timings,
+    WithheldRecord,
+)
 from index import Encoders, Store
 from index.schema import SCHEMA_VERSION
 from ingest import Chunker, SourceSpec, SyncOptions, sync
+from ingest.sync import SyncReport
 from ingest.types import canonical_sha256
 from retrieval.hybrid import search
 from retrieval.rerank import Reranker
@@ -38,7 +52,6 @@ __all__ = ["ContextScorer", "EvalParams", "EvalProgress", "collection_name", "ru
 
 log = logging.getLogger(__name__)
 
-LEG_STAGES = (Stage.BM25, Stage.DENSE)
 RANKED_STAGES = (Stage.BM25, Stage.DENSE, Stage.HYBRID, Stage.RERANK)
 
 
@@ -86,7 +99,7 @@ class EvalParams:
     sync: SyncOptions = field(default_factory=SyncOptions)
     judge: JudgeParams | None = None
     rerank_note: str = ""  # why no reranker was passed, for the report
-    settings: Mapping[str, Any] = field(default_factory=dict)  # recorded as given
+    settings: Mapping[str, JsonValue] = field(default_factory=dict)  # recorded as given
 
 
 def collection_name(dataset: EvalDataset, *, encoders: Encoders, chunker: Chunker) -> str:
@@ -145,6 +158,100 @@ def run(
     retrieval = replace(
         params.retrieval, top_k=params.retrieval.dense_limit + params.retrieval.bm25_limit
     )
+    ingested = _ingest(
+        dataset,
+        collection,
+        store=store,
+        encoders=encoders,
+        chunker=chunker,
+        params=params,
+        progress=progress,
+    )
+    principal = Principal(tenant=params.tenant, groups=(), name="eval")
+
+    def ask(text: str) -> Retrieved:
+        return search(
+            text,
+            principal,
+            collection=collection,
+            store=store,
+            encoders=encoders,
+            reranker=reranker,
+            params=retrieval,
+        )
+
+    queried = _query(
+        dataset,
+        ask,
+        ingested.chunk_doc,
+        params=params,
+        context_scorer=context_scorer,
+        progress=progress,
+    )
+    no_reranker = (params.rerank_note or "no reranker configured") if reranker is None else None
+    scored = _score(dataset, queried, retrieval=retrieval, params=params, no_reranker=no_reranker)
+    return _report(
+        dataset,
+        collection,
+        ingested,
+        queried,
+        scored,
+        params=params,
+        retrieval=retrieval,
+        encoders=encoders,
+        chunker=chunker,
+        reranker=reranker,
+        points=store.count(collection),
+        started=started,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Ingested:
+    """The ingest step's result: what the sync did, and each chunk's document."""
+
+    synced: SyncReport
+    chunk_doc: dict[str, str]  # chunk id -> document id
+    seconds: float
+
+
+@dataclass(slots=True)
+class _Queried:
+    """The query step's result, per query id: each stage's document ranking, the chunk texts
+    handed on (for the judge), the context hook's scores; and latencies per stage name
+    (``_<component>`` for the retrieval's own timings)."""
+
+    rankings: dict[str, dict[Stage, list[str]]] = field(default_factory=dict)
+    handed_on: dict[str, list[str]] = field(default_factory=dict)
+    context_scores: dict[str, dict[str, float]] = field(default_factory=dict)
+    latencies: dict[str, list[float]] = field(default_factory=dict)
+    rerank_active: bool = True  # the reranker acted on every query
+    rerank_note: str = ""  # why it did not, from the first query it did not act on
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _Scored:
+    """The score step's result: the report's stages, attribution and LLM metrics."""
+
+    stages: dict[str, StageReport]
+    attribution: Attribution
+    llm: LLMMetrics
+
+
+def _ingest(
+    dataset: EvalDataset,
+    collection: str,
+    *,
+    store: Store,
+    encoders: Encoders,
+    chunker: Chunker,
+    params: EvalParams,
+    progress: EvalProgress | None,
+) -> _Ingested:
+    """Sync the dataset's corpus into ``collection`` (incrementally) and map chunks to
+    documents."""
+    started = time.perf_counter()
     if progress is not None:
         progress.phase("ingest", dataset.documents)
     spec = SourceSpec(
@@ -167,128 +274,169 @@ def run(
         log.warning(
             "%d documents of %s failed to ingest; see the report", synced.failed, dataset.name
         )
-    ingest_s = time.perf_counter() - started
+    seconds = time.perf_counter() - started
     chunk_doc = {
         p.id: str(p.payload["doc_id"]) for p in store.scroll(collection, fields=["doc_id"])
     }
+    return _Ingested(synced=synced, chunk_doc=chunk_doc, seconds=seconds)
 
+
+def _query(
+    dataset: EvalDataset,
+    ask: Callable[[str], Retrieved],
+    chunk_doc: Mapping[str, str],
+    *,
+    params: EvalParams,
+    context_scorer: ContextScorer | None,
+    progress: EvalProgress | None,
+) -> _Queried:
+    """Run every test query once (after one untimed warm-up) and keep what scoring needs."""
     if progress is not None:
         progress.phase("queries", len(dataset.queries))
-    principal = Principal(tenant=params.tenant, groups=(), name="eval")
-    rankings: dict[str, dict[Stage, list[str]]] = {}
-    latencies: dict[str, list[float]] = {}
-    context_scores: dict[str, dict[str, float]] = {}
-    handed_on: dict[str, list[str]] = {}
-    rerank_note = (params.rerank_note or "no reranker configured") if reranker is None else ""
-    rerank_active = reranker is not None
-    first_query = next(iter(dataset.queries.values()))
-    search(
-        first_query,
-        principal,
-        collection=collection,
-        store=store,
-        encoders=encoders,
-        reranker=reranker,
-        params=retrieval,
-    )  # warm-up, untimed
-    queries_started = time.perf_counter()
+    ask(next(iter(dataset.queries.values())))  # warm-up, untimed
+    out = _Queried()
+    started = time.perf_counter()
     for qid, text in dataset.queries.items():
-        got = search(
-            text,
-            principal,
-            collection=collection,
-            store=store,
-            encoders=encoders,
-            reranker=reranker,
-            params=retrieval,
-        )
+        got = ask(text)
         trace = got.stages[Stage.RERANK]
-        rerank_active = rerank_active and trace.active
-        rerank_note = rerank_note or ("" if trace.active else trace.note)
-        rankings[qid] = _stage_docs(got, chunk_doc, params.doc_score)
+        out.rerank_active = out.rerank_active and trace.active
+        out.rerank_note = out.rerank_note or ("" if trace.active else trace.note)
+        out.rankings[qid] = _stage_docs(got, chunk_doc, params.doc_score)
         if params.judge is not None:
-            handed_on[qid] = [c.text for c in _final_order(got)[: params.k]]
+            out.handed_on[qid] = [c.text for c in _final_order(got)[: params.k]]
         for name, ms in _stage_latency(got).items():
-            latencies.setdefault(name, []).append(ms)
+            out.latencies.setdefault(name, []).append(ms)
         if context_scorer is not None:
-            context_scores[qid] = dict(
-                context_scorer(text, got.candidates, set(dataset.qrels[qid]))
-            )
+            scores = context_scorer(text, got.candidates, set(dataset.qrels[qid]))
+            out.context_scores[qid] = dict(scores)
         if progress is not None:
             progress.advance(1)
-    queries_s = time.perf_counter() - queries_started
-    if not rerank_active:
-        for stages in rankings.values():
+    out.seconds = time.perf_counter() - started
+    if not out.rerank_active:
+        for stages in out.rankings.values():
             stages.pop(Stage.RERANK, None)
+    return out
 
-    scored_stages = [s for s in RANKED_STAGES if s is not Stage.RERANK or rerank_active]
-    stage_reports: dict[str, StageReport] = {}
-    for stage in scored_stages:
-        per_stage = {q: rankings[q][stage] for q in rankings}
+
+def _score(
+    dataset: EvalDataset,
+    queried: _Queried,
+    *,
+    retrieval: RetrievalParams,
+    params: EvalParams,
+    no_reranker: str | None,
+) -> _Scored:
+    """Metrics per stage (means and per query), recall attribution, and the LLM judge's
+    metrics. ``no_reranker`` says why there is no reranker; None when there is one."""
+    rerank_active = no_reranker is None and queried.rerank_active
+    stages: dict[str, StageReport] = {}
+    for stage in RANKED_STAGES:
+        if stage is Stage.RERANK and not rerank_active:
+            note = no_reranker or queried.rerank_note or "reranker marked untrained"
+            stages[stage.value] = StageReport(active=False, note=note)
+            continue
+        per_stage = {q: ranked[stage] for q, ranked in queried.rankings.items()}
         per_query = ir_metrics(dataset.qrels, per_stage, IR_METRICS)
         per_query.update(ragas_id_metrics(dataset.qrels, per_stage, k=params.k))
-        stage_reports[stage.value] = StageReport(
+        stages[stage.value] = StageReport(
             active=True,
             metrics={m: mean(v) for m, v in per_query.items()},
             per_query=per_query,
-            latency_ms=_summary(latencies.get(stage.value, [])),
+            latency_ms=_summary(queried.latencies.get(stage.value, [])),
             note=_stage_note(stage, retrieval),
         )
-    if not rerank_active:
-        stage_reports[Stage.RERANK.value] = StageReport(
-            active=False, note=rerank_note or "reranker marked untrained"
-        )
-    if context_scorer is not None:
-        names = sorted({m for s in context_scores.values() for m in s})
+    if queried.context_scores:
+        names = sorted({m for s in queried.context_scores.values() for m in s})
         per_query_ctx = {
-            m: {q: s.get(m, float("nan")) for q, s in context_scores.items()} for m in names
+            m: {q: s.get(m, float("nan")) for q, s in queried.context_scores.items()} for m in names
         }
-        stage_reports[Stage.CONTEXT.value] = StageReport(
+        stages[Stage.CONTEXT.value] = StageReport(
             active=True,
             metrics={m: mean(v) for m, v in per_query_ctx.items()},
             per_query=per_query_ctx,
         )
-
     final = Stage.RERANK if rerank_active else Stage.HYBRID
-    llm = judge_metrics(params.judge, dataset.queries, handed_on, stage=final.value)
-    attribution = attribute(dataset.qrels, rankings, k=params.k)
-    components = {name: _summary(v) for name, v in latencies.items() if name.startswith("_")}
+    return _Scored(
+        stages=stages,
+        attribution=attribute(dataset.qrels, queried.rankings, k=params.k),
+        llm=judge_metrics(params.judge, dataset.queries, queried.handed_on, stage=final.value),
+    )
+
+
+def _report(
+    dataset: EvalDataset,
+    collection: str,
+    ingested: _Ingested,
+    queried: _Queried,
+    scored: _Scored,
+    *,
+    params: EvalParams,
+    retrieval: RetrievalParams,
+    encoders: Encoders,
+    chunker: Chunker,
+    reranker: Reranker | None,
+    points: int,
+    started: float,
+) -> EvalReport:
+    """The report: the steps' results, every parameter, the models and the environment;
+    ``started`` is when the run began (``time.perf_counter``)."""
     return EvalReport(
         run_id=uuid.uuid4().hex[:12],
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        dataset=dataset.describe(),
+        dataset=dataset.info(),
         collection=collection,
-        params={
-            "retrieval": _retrieval_dict(retrieval),
-            "k": params.k,
-            "doc_score": params.doc_score.value,
-            "chunking": asdict(chunker.params),
-            "max_model_tokens": encoders.dense.max_tokens,
-            "bm25": asdict(encoders.sparse.params),
-            "tenant": params.tenant,
-            "settings": dict(params.settings),
-        },
-        models={
-            "dense": encoders.dense.name,
-            "dense_dim": encoders.dense.dim,
-            "rerank": None if reranker is None else reranker.name,
-            "rerank_trained": None if reranker is None else reranker.trained,
-        },
-        environment={**describe_environment(), "git": git_state()},
-        stages=stage_reports,
-        attribution=attribution.to_dict(),
-        llm_metrics=llm,
-        ingest={
-            **{k: v for k, v in synced.to_dict().items() if k not in {"plan", "problems"}},
-            "problems": len(synced.problems),
-            "points": store.count(collection),
-        },
-        timings={
-            "ingest_s": ingest_s,
-            "queries_s": queries_s,
-            "total_s": time.perf_counter() - started,
-            **{f"{name[1:]}_median_ms": s["median"] for name, s in components.items()},
-        },
+        params=RunParams(
+            retrieval=RetrievalRecord.model_validate(_retrieval_dict(retrieval)),
+            k=params.k,
+            doc_score=params.doc_score,
+            chunking=ChunkingRecord.model_validate(asdict(chunker.params)),
+            max_model_tokens=encoders.dense.max_tokens,
+            bm25=BM25Record.model_validate(asdict(encoders.sparse.params)),
+            tenant=params.tenant,
+            settings=dict(params.settings),
+        ),
+        models=ModelsInfo(
+            dense=encoders.dense.name,
+            dense_dim=encoders.dense.dim,
+            rerank=None if reranker is None else reranker.name,
+            rerank_trained=None if reranker is None else reranker.trained,
+        ),
+        environment=describe_environment(),
+        stages=scored.stages,
+        attribution=scored.attribution,
+        llm_metrics=scored.llm,
+        ingest=_ingest_summary(ingested.synced, points=points),
+        timings=Timings(
+            ingest_s=ingested.seconds,
+            queries_s=queried.seconds,
+            total_s=time.perf_counter() - started,
+            **{
+                f"{name[1:]}_median_ms": statistics.median(values)
+                for name, values in queried.latencies.items()
+                if name.startswith("_")
+            },
+        ),
+    )
+
+
+def _ingest_summary(synced: SyncReport, *, points: int) -> IngestSummary:
+    return IngestSummary(
+        collection=synced.collection,
+        sources=list(synced.sources),
+        added=synced.added,
+        updated=synced.updated,
+        unchanged=synced.unchanged,
+        deleted=synced.deleted,
+        failed=synced.failed,
+        chunks_written=synced.chunks_written,
+        chunks_deleted=synced.chunks_deleted,
+        seconds=round(synced.seconds, 3),
+        dry_run=synced.dry_run,
+        optimized=synced.optimized,
+        notes=list(synced.notes),
+        withheld=[WithheldRecord.model_validate(w, from_attributes=True) for w in synced.withheld],
+        problems=len(synced.problems),
+        points=points,
     )
 
 

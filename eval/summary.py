@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from eval.attribution import CROSS_COUNTS, Outcome
+from eval.judge import LLMMetrics
 from eval.metrics import IR_METRICS, ragas_metric_names
 from eval.report import STAGE_ORDER, EvalReport
 
@@ -14,34 +14,29 @@ __all__ = ["render_markdown"]
 
 def render_markdown(report: EvalReport, *, history_png: str | None = None) -> str:
     """A human summary: metrics and latency per stage, recall attribution, run facts."""
-    data, env = report.dataset, report.environment
-    git = env.get("git", {})
-    commit = str(git.get("commit") or "unknown")[:12] + (" (dirty)" if git.get("dirty") else "")
-    k = int(report.params.get("k", 10))
-    ragas = ragas_metric_names(k)
-    ingest, timings = report.ingest, report.timings
+    data, env, ingest = report.dataset, report.environment, report.ingest
+    commit = (env.git.commit or "unknown")[:12] + (" (dirty)" if env.git.dirty else "")
+    ragas = ragas_metric_names(report.params.k)
     dataset_line = (
-        f"- dataset `{data.get('name')}` sha256 `{str(data.get('sha256'))[:16]}…`: "
-        f"{data.get('documents')} documents, {data.get('queries')} queries, "
-        f"{data.get('judgments')} judgments"
+        f"- dataset `{data.name}` sha256 `{data.sha256[:16]}…`: {data.documents} documents, "
+        f"{data.queries} queries, {data.judgments} judgments"
     )
     ingest_line = (
-        f"- collection `{report.collection}`: {ingest.get('points')} chunks; ingest "
-        f"{timings.get('ingest_s', 0):.1f} s (added {ingest.get('added')}, updated "
-        f"{ingest.get('updated')}, unchanged {ingest.get('unchanged')}, failed "
-        f"{ingest.get('failed')})"
+        f"- collection `{report.collection}`: {ingest.points} chunks; ingest "
+        f"{report.timings.ingest_s:.1f} s (added {ingest.added}, updated {ingest.updated}, "
+        f"unchanged {ingest.unchanged}, failed {ingest.failed})"
     )
-    threads = env.get("threads", {})
+    pools = [p.model_dump() for p in env.threads.pools or []]
     lines = [
-        f"# ragctx eval: {data.get('name')} ({report.created_at})",
+        f"# ragctx eval: {data.name} ({report.created_at})",
         "",
         f"- run `{report.run_id}`, commit `{commit}`",
         dataset_line,
         ingest_line,
-        f"- models: dense `{report.models.get('dense')}`, rerank `{report.models.get('rerank')}`",
+        f"- models: dense `{report.models.dense}`, rerank `{report.models.rerank}`",
         (
-            f"- threads: torch intra-op {threads.get('torch_intra_op')}, pools "
-            f"{json.dumps(threads.get('pools', []))}, CPUs {env.get('cpu_count')}"
+            f"- threads: torch intra-op {env.threads.torch_intra_op}, pools "
+            f"{json.dumps(pools)}, CPUs {env.cpu_count}"
         ),
         "",
         "## Metrics per stage",
@@ -69,10 +64,10 @@ def render_markdown(report: EvalReport, *, history_png: str | None = None) -> st
         if values:
             shown = ", ".join(f"{m} {_fmt(v)}" for m, v in sorted(values.items()))
             lines.append(f"\n{stage}: {shown}")
-    totals: dict[str, Any] = dict(report.attribution.get("totals", {}))
+    totals = report.attribution.totals
     lines += [
         "",
-        f"## Where relevant documents were lost (top {report.attribution.get('k')})",
+        f"## Where relevant documents were lost (top {report.attribution.k})",
         "",
         "| " + " | ".join(o.value for o in Outcome) + " |",
         "|---" * len(Outcome) + "|",
@@ -87,7 +82,7 @@ def render_markdown(report: EvalReport, *, history_png: str | None = None) -> st
         "## Parameters",
         "",
         "```json",
-        json.dumps(report.params, indent=1, sort_keys=True),
+        json.dumps(report.params.model_dump(mode="json"), indent=1, sort_keys=True),
         "```",
     ]
     if history_png:
@@ -95,17 +90,16 @@ def render_markdown(report: EvalReport, *, history_png: str | None = None) -> st
     return "\n".join(lines) + "\n"
 
 
-def _llm_line(llm: Any) -> str:
-    status = llm.get("status")
-    if status == "not_run":
-        return f"Not run: {llm.get('reason')}"
-    metrics = ", ".join(f"{m} {_fmt(v)}" for m, v in llm.get("metrics", {}).items())
-    return f"{status}: {metrics or 'no scores'} on stage {llm.get('stage')}" + (
-        f" ({llm['reason']})" if llm.get("reason") else ""
+def _llm_line(llm: LLMMetrics) -> str:
+    if llm.status == "not_run":
+        return f"Not run: {llm.reason}"
+    metrics = ", ".join(f"{m} {_fmt(v)}" for m, v in llm.metrics.items())
+    return f"{llm.status}: {metrics or 'no scores'} on stage {llm.stage}" + (
+        f" ({llm.reason})" if llm.reason else ""
     )
 
 
-def _fmt(value: Any, digits: int = 4) -> str:
+def _fmt(value: float | None, digits: int = 4) -> str:
     return "n/a" if value is None else f"{float(value):.{digits}f}"
 
 

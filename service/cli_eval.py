@@ -130,12 +130,12 @@ def run_command(
         )
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
-        json_out.write_text(report.to_json() + "\n", "utf-8")
+        json_out.write_text(report.model_dump_json() + "\n", "utf-8")
     if as_json:
-        sys.stdout.write(report.to_json() + "\n")
+        sys.stdout.write(report.model_dump_json() + "\n")
     else:
         _print_report(report)
-    if report.ingest.get("failed"):
+    if report.ingest.failed:
         raise typer.Exit(1)
 
 
@@ -161,11 +161,11 @@ def gate_command(
 
     base = load_report(baseline)
     if current is None:
-        found = latest_run(reports, sha256=str(base.dataset.get("sha256")))
+        found = latest_run(reports, sha256=base.dataset.sha256)
         if found is None:
             raise InvalidInputError(
-                f"no run on dataset {base.dataset.get('name')!r} (sha256 "
-                f"{str(base.dataset.get('sha256'))[:12]}…) in {reports / 'runs'}; run "
+                f"no run on dataset {base.dataset.name!r} (sha256 "
+                f"{base.dataset.sha256[:12]}…) in {reports / 'runs'}; run "
                 "`ragctx eval DATASET_DIR` first, or pass --current FILE",
                 field="current",
             )
@@ -366,10 +366,10 @@ def _evaluate(
 def _print_report(report: EvalReport) -> None:
     from eval.metrics import IR_METRICS, ragas_metric_names
 
-    k = int(report.params.get("k", 10))
+    k = report.params.k
     names = (*IR_METRICS, *ragas_metric_names(k))
     labels = ("nDCG@10", "R@100", "MRR@10", "MAP@100", f"ctxP@{k}", f"ctxR@{k}")
-    table = Table(title=f"ragctx eval {report.dataset.get('name')}: {report.collection}")
+    table = Table(title=f"ragctx eval {report.dataset.name}: {report.collection}")
     table.add_column("stage")
     for label in (*labels, "med ms", "p95 ms"):
         table.add_column(label, justify="right")
@@ -385,14 +385,13 @@ def _print_report(report: EvalReport) -> None:
     out_console.print(table)
     for line in inactive:
         out_console.print(f"inactive {line}", highlight=False)
-    totals = report.attribution.get("totals", {})
     out_console.print(
-        f"attribution (top {report.attribution.get('k')}): "
-        + ", ".join(f"{key} {value}" for key, value in totals.items()),
+        f"attribution (top {report.attribution.k}): "
+        + ", ".join(f"{key} {value}" for key, value in report.attribution.totals.items()),
         highlight=False,
     )
     llm = report.llm_metrics
-    out_console.print(f"LLM metrics: {llm.get('status')} {llm.get('reason', '')}", highlight=False)
+    out_console.print(f"LLM metrics: {llm.status} {llm.reason or ''}", highlight=False)
 
 
 def _print_gate(result: GateResult, *, baseline: Path, current: Path) -> None:

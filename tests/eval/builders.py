@@ -4,7 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from eval.report import EvalReport, StageReport
+from eval.attribution import Attribution
+from eval.environment import Environment, GitState, Threads
+from eval.judge import LLMMetrics
+from eval.rankings import DocScore
+from eval.report import (
+    BM25Record,
+    ChunkingRecord,
+    DatasetInfo,
+    EvalReport,
+    IngestSummary,
+    ModelsInfo,
+    RerankRecord,
+    RetrievalRecord,
+    RunParams,
+    StageReport,
+    Timings,
+)
 
 
 def make_report(
@@ -30,14 +46,60 @@ def make_report(
     return EvalReport(
         run_id="r" + created_at[-14:-6].replace(":", ""),
         created_at=created_at,
-        dataset={"name": name, "sha256": sha256, "documents": 10, "queries": 3, "judgments": 4},
+        dataset=DatasetInfo(
+            name=name,
+            path="/data/toy",
+            split="test",
+            sha256=sha256,
+            files={"corpus.jsonl": "c0ffee"},
+            documents=10,
+            queries=3,
+            judgments=4,
+        ),
         collection="eval-toy",
-        params={"k": 10},
-        models={"dense": "m"},
-        environment={"git": {"commit": "deadbeef", "dirty": False}, "threads": {}},
+        params=RunParams(
+            retrieval=RetrievalRecord(
+                dense_limit=20,
+                bm25_limit=20,
+                rrf_k=60,
+                top_k=40,
+                rerank=RerankRecord(top_n=10, mode="fuse", weight=1.0, k=60),
+                max_query_chars=2000,
+                with_vectors=False,
+            ),
+            k=10,
+            doc_score=DocScore.MAX,
+            chunking=ChunkingRecord(chunk_tokens=64, overlap_tokens=8, encoding="cl100k_base"),
+            max_model_tokens=256,
+            bm25=BM25Record(k=1.2, b=0.75, avg_len=72.0, language="english"),
+            tenant="eval",
+        ),
+        models=ModelsInfo(dense="m", dense_dim=4),
+        environment=Environment(
+            python="3.11",
+            platform="test",
+            machine="x86_64",
+            cpu_count=1,
+            libraries={},
+            threads=Threads(),
+            git=GitState(commit="deadbeef", dirty=False),
+        ),
         stages=stages,
-        attribution={"k": 10, "totals": {"found": 1}, "per_query": {}},
-        llm_metrics={"status": "not_run", "reason": "no judge"},
-        ingest={"added": 10, "points": 20},
-        timings={"ingest_s": 1.0},
+        attribution=Attribution(k=10, totals={"found": 1}),
+        llm_metrics=LLMMetrics(status="not_run", reason="no judge"),
+        ingest=IngestSummary(
+            collection="eval-toy",
+            sources=["beir/toy"],
+            added=10,
+            updated=0,
+            unchanged=0,
+            deleted=0,
+            failed=0,
+            chunks_written=20,
+            chunks_deleted=0,
+            seconds=1.0,
+            problems=0,
+            points=20,
+        ),
+        timings=Timings(ingest_s=1.0, queries_s=0.5, total_s=1.5),
     )

@@ -49,4 +49,4 @@ def test_totals_sum_over_queries() -> None:
     assert result.totals["cut_at_fusion"] == 1
     assert sum(result.totals[o.value] for o in Outcome) == 7  # every judged document once
     assert result.per_query["q3"] == {"z": "not_retrieved"}
-    assert result.to_dict()["k"] == 2
+    assert result.model_dump(mode="json")["k"] == 2

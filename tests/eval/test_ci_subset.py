@@ -50,9 +50,9 @@ def test_ci_subset_runs_every_stage_and_passes_the_gate(
 ) -> None:
     data_dir = subset(SCIFACT, tmp_path / "scifact-ci")
     baseline = load_report(BASELINE)
-    assert load_dataset(data_dir).checksum == baseline.dataset["sha256"]
+    assert load_dataset(data_dir).checksum == baseline.dataset.sha256
     monkeypatch.chdir(tmp_path)  # no ragctx.toml here
-    recorded = baseline.params["settings"]
+    recorded = baseline.params.settings
     for name in PINNED:
         monkeypatch.setenv(f"RAGCTX_{name.upper()}", str(recorded[name]))
     monkeypatch.setenv("RAGCTX_QDRANT_PATH", str(tmp_path / "store"))

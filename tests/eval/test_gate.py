@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from core.errors import InvalidInputError
 from eval.gate import gate
@@ -86,24 +86,20 @@ def test_reports_on_different_data_cannot_be_gated() -> None:
 
 def _write(tmp_path: Path, name: str, scores: dict[str, float]) -> Path:
     path = tmp_path / name
-    path.write_text(make_report({"hybrid": {"ndcg@10": scores}}).to_json(), "utf-8")
+    path.write_text(make_report({"hybrid": {"ndcg@10": scores}}).model_dump_json(), "utf-8")
     return path
+
+
+def _gate(tmp_path: Path, base: dict[str, float], *args: str) -> Result:
+    """``ragctx eval gate --baseline <base>`` with ``args``."""
+    baseline = str(_write(tmp_path, "b.json", base))
+    return CliRunner().invoke(eval_app, ["gate", "--baseline", baseline, *args])
 
 
 def test_cli_gate_exits_1_on_a_regression_and_says_what_dropped(tmp_path: Path) -> None:
     base, worse = _pair(shift=-0.05, noise=0.05)
-    result = CliRunner().invoke(
-        eval_app,
-        [
-            "gate",
-            "--baseline",
-            str(_write(tmp_path, "b.json", base)),
-            "--current",
-            str(_write(tmp_path, "c.json", worse)),
-            "--max-drop",
-            "0.01",
-        ],
-    )
+    current = str(_write(tmp_path, "c.json", worse))
+    result = _gate(tmp_path, base, "--current", current, "--max-drop", "0.01")
     assert result.exit_code == 1, result.output
     assert "hybrid/ndcg@10" in result.output
     assert "delta -0.0" in result.output
@@ -113,17 +109,7 @@ def test_cli_gate_exits_1_on_a_regression_and_says_what_dropped(tmp_path: Path) 
 
 def test_cli_gate_exits_0_on_noise_and_prints_json(tmp_path: Path) -> None:
     base, noisy = _pair(shift=0.0, noise=0.05)
-    result = CliRunner().invoke(
-        eval_app,
-        [
-            "gate",
-            "--baseline",
-            str(_write(tmp_path, "b.json", base)),
-            "--current",
-            str(_write(tmp_path, "c.json", noisy)),
-            "--json",
-        ],
-    )
+    result = _gate(tmp_path, base, "--current", str(_write(tmp_path, "c.json", noisy)), "--json")
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
     assert payload["passed"] is True
@@ -140,24 +126,12 @@ def test_cli_gate_finds_the_newest_run_of_the_same_dataset(tmp_path: Path) -> No
         make_report({"hybrid": {"ndcg@10": worse}}, created_at="2026-02-01T00:00:00+00:00"),
         reports,
     )
-    result = CliRunner().invoke(
-        eval_app,
-        ["gate", "--baseline", str(_write(tmp_path, "b.json", base)), "--reports", str(reports)],
-    )
+    result = _gate(tmp_path, base, "--reports", str(reports))
     assert result.exit_code == 1, result.output
 
 
 def test_cli_gate_without_any_run_is_a_usage_error(tmp_path: Path) -> None:
     base, _ = _pair(0.0, 0.0)
-    result = CliRunner().invoke(
-        eval_app,
-        [
-            "gate",
-            "--baseline",
-            str(_write(tmp_path, "b.json", base)),
-            "--reports",
-            str(tmp_path / "none"),
-        ],
-    )
+    result = _gate(tmp_path, base, "--reports", str(tmp_path / "none"))
     assert isinstance(result.exception, InvalidInputError)
     assert "ragctx eval DATASET_DIR" in str(result.exception)

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.types import Candidate
-from eval import EvalParams, collection_name, load_dataset, run
+from eval import EvalDataset, EvalParams, EvalReport, collection_name, load_dataset, run
 from index.edge import EdgeStore
 from ingest import Chunker, ChunkingParams
 from retrieval.rerank import CrossEncoderReranker
@@ -63,6 +63,19 @@ def _chunker(encoders: Any) -> Chunker:
     )
 
 
+def _run(
+    data: EvalDataset, store: EdgeStore, encoders: Any, reranker: Any, **kwargs: Any
+) -> EvalReport:
+    return run(
+        data,
+        store=store,
+        encoders=encoders,
+        chunker=_chunker(encoders),
+        reranker=reranker,
+        **kwargs,
+    )
+
+
 class _RecallAtOne:
     """A context hook: is the first candidate's document relevant?"""
 
@@ -79,29 +92,14 @@ def test_every_stage_is_scored_and_reruns_are_incremental(
     store = EdgeStore(tmp_path / "store")
     params = EvalParams(retrieval=RetrievalParams(dense_limit=20, bm25_limit=20, rrf_k=60))
     try:
-        first = run(
-            data,
-            store=store,
-            encoders=encoders,
-            chunker=_chunker(encoders),
-            reranker=None,
-            params=params,
-            context_scorer=_RecallAtOne(),
-        )
-        again = run(
-            data,
-            store=store,
-            encoders=encoders,
-            chunker=_chunker(encoders),
-            reranker=None,
-            params=params,
-        )
+        first = _run(data, store, encoders, None, params=params, context_scorer=_RecallAtOne())
+        again = _run(data, store, encoders, None, params=params)
     finally:
         store.close()
     assert first.collection == collection_name(data, encoders=encoders, chunker=_chunker(encoders))
-    assert first.ingest["added"] == len(DOCS)
-    assert again.ingest["added"] == 0
-    assert again.ingest["unchanged"] == len(DOCS)
+    assert first.ingest.added == len(DOCS)
+    assert again.ingest.added == 0
+    assert again.ingest.unchanged == len(DOCS)
     for stage in ("bm25", "dense", "hybrid"):
         sr = first.stages[stage]
         assert sr.active
@@ -115,10 +113,10 @@ def test_every_stage_is_scored_and_reruns_are_incremental(
     assert not first.stages["rerank"].active
     assert first.stages["rerank"].note == "no reranker configured"
     assert first.stages["context"].metrics["recall@1"] == 1.0
-    assert sum(first.attribution["totals"][o] for o in ("found", "ranked_below_k")) == 3
-    assert first.llm_metrics["status"] == "not_run"
-    assert first.params["retrieval"]["top_k"] == 40  # the whole fused list is scored
-    assert first.environment["threads"]["torch_intra_op"] == 1
+    assert sum(first.attribution.totals[o] for o in ("found", "ranked_below_k")) == 3
+    assert first.llm_metrics.status == "not_run"
+    assert first.params.retrieval.top_k == 40  # the whole fused list is scored
+    assert first.environment.threads.torch_intra_op == 1
 
 
 def test_an_untrained_reranker_is_reported_inactive_and_a_trained_one_is_scored(
@@ -128,20 +126,10 @@ def test_an_untrained_reranker_is_reported_inactive_and_a_trained_one_is_scored(
     data = load_dataset(toy)
     store = EdgeStore(tmp_path / "store")
     try:
-        untrained = run(
-            data,
-            store=store,
-            encoders=encoders,
-            chunker=_chunker(encoders),
-            reranker=CrossEncoderReranker.load(str(folder), trained=False),
+        untrained = _run(
+            data, store, encoders, CrossEncoderReranker.load(str(folder), trained=False)
         )
-        acting = run(
-            data,
-            store=store,
-            encoders=encoders,
-            chunker=_chunker(encoders),
-            reranker=CrossEncoderReranker.load(str(folder), trained=True),
-        )
+        acting = _run(data, store, encoders, CrossEncoderReranker.load(str(folder), trained=True))
     finally:
         store.close()
     assert not untrained.stages["rerank"].active
@@ -150,4 +138,4 @@ def test_an_untrained_reranker_is_reported_inactive_and_a_trained_one_is_scored(
     # marked trained (only to test the code path: its scores mean nothing), it is measured
     assert acting.stages["rerank"].active
     assert set(acting.stages["rerank"].per_query["ndcg@10"]) == set(QUERIES)
-    assert acting.models["rerank_trained"] is True
+    assert acting.models.rerank_trained is True
