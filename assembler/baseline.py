@@ -187,7 +187,6 @@ def context_shares(
         for query in judged:
             relevant = set(query.relevant_doc_ids)
             packed = assemble(
-                query.query,
                 query.candidates,
                 policy=policy,
                 budget=budget,

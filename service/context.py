@@ -216,7 +216,6 @@ def answer_tree(
     with _span(tracer, "context") as span:
         t0 = time.perf_counter()
         pack = assemble(
-            req.query,
             retrieved.candidates,
             policy=policy,
             budget=req.budget,

@@ -43,13 +43,9 @@ def test_relevant_share_edges() -> None:
 
 class _NoCounter:
     name = "none"
-    additive_at_line_ends = False
 
     def count(self, text: str) -> int:
         return len(text.split())
-
-    def lower_bound(self, text: str, *, enough: int) -> int:
-        return 0
 
 
 def test_context_shares_reports_both_at_every_budget(counter) -> None:

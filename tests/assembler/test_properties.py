@@ -188,7 +188,7 @@ def check_invariants(counter, case) -> None:
 
     # The budget holds for the full rendered context, counted by the caller's encoding.
     assert result.tokens == counter.count(result.context) <= budget
-    # The context is the rendering of its items (frames built while packing are reused).
+    # The context is the rendering of its items.
     citations = rules.citations
     assert result.context == render(
         result.items, fmt=citations.format, include_list=citations.include_list
