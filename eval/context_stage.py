@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from assembler import Policy, TokenCounter, assemble
-from assembler.baseline import naive_pack, relevant_share
+from eval.naive_packer import naive_pack, relevant_share
 from retrieval.types import Candidate
 
 DEFAULT_BUDGETS = (512, 1024, 2048)
