@@ -15,7 +15,7 @@ whole after ordering (see ``assembler.pipeline``), and that count is the one the
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from time import perf_counter
 
@@ -110,13 +110,27 @@ class Costing:
         opening, closing = render.list_frame(self.fmt)
         return self.counter.count(opening) + self.counter.count(closing)
 
-    def frame(self, item: ContextItem) -> int:
-        """Tokens of the item's header, closing delimiter and citation line."""
-        count = self.counter.count
-        tokens = count(render.header(item, self.fmt)) + count(render.footer(item, self.fmt))
+    def cost(self, item: ContextItem, room: int) -> int:
+        """Tokens of the item's block and citation line, counted until they exceed ``room``.
+
+        The body's count (``item.tokens``), then each part of its frame: the header, the
+        closing delimiter, the citation line. A chunk that does not fit is mostly left out
+        before its whole frame is counted; a result above ``room`` may be only part of it.
+        """
+        cost = item.tokens
+        parts = self._frame(item)
+        while cost <= room:
+            part = next(parts, None)
+            if part is None:
+                break
+            cost += self.counter.count(part)
+        return cost
+
+    def _frame(self, item: ContextItem) -> Iterator[str]:
+        yield render.header(item, self.fmt)
+        yield render.footer(item, self.fmt)
         if self.with_list:
-            tokens += count(render.citation_line(item, self.fmt))
-        return tokens
+            yield render.citation_line(item, self.fmt)
 
     def stored_body(self, candidate: Candidate, text: str) -> int | None:
         """The body's count as ingestion stored it, where it holds for ``text`` and is plausible.
@@ -282,19 +296,14 @@ class Packer:
 
     def offer(self, entry: Ranked, text: str, extra_flags: tuple[str, ...]) -> bool:
         """Pack ``text`` for ``entry`` if it passes the screens and fits; say whether it did."""
-        remaining = self.remaining
-        costing = self.costing
         # The body first: its count is stored at ingestion (most candidates end here once the
         # budget is nearly full), and the screens cost more than a count.
-        body_tokens = costing.body(entry.candidate, text)
-        if body_tokens > remaining:
-            detail = f"needs at least {body_tokens} tokens, {remaining} left"
-            self.drop(entry, DropReason.OVER_BUDGET, detail)
+        body_tokens = self.costing.body(entry.candidate, text)
+        if self.over(entry, body_tokens):
             return False
         item = item_of(entry, text, extra_flags, body_tokens)
-        cost = body_tokens + costing.frame(item)
-        if cost > remaining:
-            self.drop(entry, DropReason.OVER_BUDGET, f"needs {cost} tokens, {remaining} left")
+        cost = self.costing.cost(item, self.remaining)
+        if self.over(entry, cost):
             return False
         signals = self.admission.injection(text)
         if signals:
@@ -305,9 +314,8 @@ class Packer:
                 return False
             self.admission.screens.injection_flagged += 1
             item = replace(item, flags=(INJECTION_FLAG, *extra_flags))
-            cost = body_tokens + costing.frame(item)  # the flag shows in the header
-            if cost > remaining:
-                self.drop(entry, DropReason.OVER_BUDGET, f"needs {cost} tokens, {remaining} left")
+            cost = self.costing.cost(item, self.remaining)  # the flag shows in the header
+            if self.over(entry, cost):
                 return False
         # Last, the duplicate check: it costs the most, and only a chunk that fits needs it.
         vector = entry.candidate.dense_vector
@@ -320,4 +328,12 @@ class Packer:
         self.packed.append(Packed(entry, item, cost))
         self.caps.take(entry.candidate)
         self.remaining -= cost
+        return True
+
+    def over(self, entry: Ranked, tokens: int) -> bool:
+        """Drop ``entry`` as ``over_budget`` if ``tokens`` exceed the room left; say whether."""
+        if tokens <= self.remaining:
+            return False
+        detail = f"needs at least {tokens} tokens, {self.remaining} left"
+        self.drop(entry, DropReason.OVER_BUDGET, detail)
         return True
