@@ -118,15 +118,14 @@ class Costing:
         before its whole frame is counted; a result above ``room`` may be only part of it.
         """
         cost = item.tokens
-        parts = self._frame(item)
-        while cost <= room:
-            part = next(parts, None)
-            if part is None:
+        for part in self._frame(item):  # rendered one by one: the later ones may not be needed
+            if cost > room:
                 break
             cost += self.counter.count(part)
         return cost
 
     def _frame(self, item: ContextItem) -> Iterator[str]:
+        """The item's header, closing delimiter and citation line (if the list is on)."""
         yield render.header(item, self.fmt)
         yield render.footer(item, self.fmt)
         if self.with_list:
