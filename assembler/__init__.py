@@ -7,7 +7,7 @@ Qdrant or models. Load policies with :mod:`assembler.policy`; count tokens with
 Example:
     >>> from assembler import assemble, tiktoken_counter
     >>> from assembler.policy import load_policy
-    >>> pack = assemble("default retention?", candidates,
+    >>> pack = assemble(candidates,
     ...                 policy=load_policy("data/policies/default.yaml").policy,
     ...                 budget=1024, counter=tiktoken_counter("cl100k_base"),
     ...                 now=datetime.now(UTC))

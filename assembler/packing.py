@@ -2,29 +2,31 @@
 
 Candidates come in value order (pins first). For each one the packer asks, cheapest first:
 is its score below the policy's threshold for its kind; is its source or document at its cap;
-can its body fit (the count stored at ingestion, else a word-count lower bound, then the exact
-count); can its frame fit (a lower bound); does it look like an injection (rule 4); what is its
-exact cost; and does it repeat a packed chunk (rule 5). A chunk that does not fit is skipped,
+does its body fit (the count stored at ingestion, else counted); does its whole block fit
+(header, body, closing delimiter and citation line, counted); does it look like an injection
+(rule 4); and does it repeat a packed chunk (rule 5). A chunk that does not fit is skipped,
 and smaller ones below it still get their turn. Rules 4 and 5 run here, on the chunks that
-fit, because that is where they decide anything: screening 200 chunks up front costs more than
-the rest of the call, and a chunk that cannot fit is left out as ``over_budget`` either way.
+fit, because that is where they decide anything: a chunk that cannot fit is left out as
+``over_budget`` either way.
+
+The costs taken here are per item; the assembler counts the rendered context once more as a
+whole after ordering (see ``assembler.pipeline``), and that count is the one the budget holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from time import perf_counter
 
-from assembler import render, untrusted
+from assembler import render
 from assembler.policy_schema import Packing, Policy
 from assembler.ranking import Ranked
 from assembler.rules.dedupe import DuplicateIndex, Signature
 from assembler.rules.injection import injection_signals
 from assembler.rules.match import any_glob
-from assembler.tokens import TokenCounter, joins_cleanly
-from assembler.types import CitationFormat, ContextItem, Dropped, DropReason, InjectionAction
+from assembler.tokens import TokenCounter
+from assembler.types import ContextItem, Dropped, DropReason, InjectionAction
 from core.types import Candidate
 
 INJECTION_FLAG = "injection_suspect"
@@ -35,19 +37,25 @@ PLAUSIBLE_CHARS_PER_TOKEN = 8
 
 @dataclass(frozen=True, slots=True)
 class Packed:
-    """A packed chunk: its text as packed (maybe trimmed) and its costs, part by part."""
+    """A packed chunk: its item as packed (maybe trimmed or flagged) and what it cost.
+
+    The item's ``citation`` is provisional (its place in packing order); the assembler
+    numbers the items again after ordering them.
+    """
 
     ranked: Ranked
-    text: str
-    flags: tuple[str, ...]
-    frame: tuple[str, str]  # header and citation line, numbered with the placeholder
-    frame_tokens: int  # header, closing delimiter and citation line
-    body_tokens: int  # the text as rendered
+    item: ContextItem
+    cost: int  # tokens of its block and its citation line, as counted when packed
 
     @property
-    def cost(self) -> int:
-        """Tokens this chunk adds to the context: its block and its citation line."""
-        return self.frame_tokens + self.body_tokens
+    def text(self) -> str:
+        """The chunk's text as packed."""
+        return self.item.text
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        """The chunk's flags (``trimmed``, ``injection_suspect``)."""
+        return self.item.flags
 
 
 @dataclass(slots=True)
@@ -64,92 +72,64 @@ class Screens:
     signals: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class Draft:
-    """What a chunk's frame shows, before the chunk is an item (see ``render.Framed``).
-
-    Built for every chunk that reaches the frame check, so it is a plain slotted class: a
-    ``ContextItem`` (frozen, 15 fields) builds several times slower.
-    """
-
-    # in the order a header shows them; the text sets a Markdown fence, the id stands in for
-    # a missing title
-    title: str
-    section: tuple[str, ...]
-    source: str
-    path: str
-    updated_at: datetime | None
-    flags: tuple[str, ...]
-    text: str
-    doc_id: str
-
-
-def draft(candidate: Candidate, text: str, flags: tuple[str, ...]) -> Draft:
-    """The frame's fields of ``candidate`` packed as ``text`` with ``flags``."""
-    return Draft(
-        candidate.title,
-        candidate.section,
-        candidate.source,
-        candidate.path,
-        candidate.updated_at,
-        flags,
-        text,
-        candidate.doc_id,
+def item_of(ranked: Ranked, text: str, flags: tuple[str, ...], tokens: int) -> ContextItem:
+    """The context item ``ranked`` becomes when packed as ``text``, numbered provisionally."""
+    candidate = ranked.candidate
+    return ContextItem(
+        citation=ranked.rank + 1,
+        chunk_id=candidate.chunk_id,
+        doc_id=candidate.doc_id,
+        source=candidate.source,
+        path=candidate.path,
+        title=candidate.title,
+        section=candidate.section,
+        text=text,
+        tokens=tokens,
+        score=ranked.score,
+        score_kind=ranked.score_kind,
+        updated_at=candidate.updated_at,
+        flags=flags,
+        chunk_ids=(candidate.chunk_id,),
+        pinned=ranked.pinned,
     )
 
 
 class Costing:
-    """Counts the parts of a rendered item; short parts repeat, so their counts are cached."""
+    """Counts the parts of a rendered item with the caller's counter."""
 
-    def __init__(self, counter: TokenCounter, policy: Policy, placeholder: str) -> None:
+    def __init__(self, counter: TokenCounter, policy: Policy) -> None:
         self.counter = counter
         self.encoding = counter.name  # the key of the stored body counts
         self.fmt = policy.citations.format
         self.with_list = policy.citations.include_list
-        self.placeholder = placeholder
-        self._short: dict[str, int] = {}
-
-    def short(self, text: str) -> int:
-        """Count a short, often repeated text (delimiters, list frame) once per call."""
-        known = self._short.get(text)
-        if known is None:
-            known = self._short[text] = self.counter.count(text)
-        return known
 
     def overhead(self) -> int:
         """Tokens the context spends whatever is packed: the citations list's frame."""
         if not self.with_list:
             return 0
         opening, closing = render.list_frame(self.fmt)
-        return self.short(opening) + self.short(closing)
+        return self.counter.count(opening) + self.counter.count(closing)
 
-    def frame(self, item: render.Framed) -> tuple[str, str]:
-        """The item's header and citation line (the number as a placeholder; "" without list)."""
-        line = render.citation_line(item, self.placeholder, self.fmt) if self.with_list else ""
-        return render.header(item, self.placeholder, self.fmt), line
+    def cost(self, item: ContextItem, room: int) -> int:
+        """Tokens of the item's block and citation line, counted until they exceed ``room``.
 
-    def frame_tokens(self, item: render.Framed, frame: tuple[str, str]) -> int:
-        """The exact count of the item's header, footer and citation line, each on its own.
-
-        The header and the line are counted in one call where their join is clean (their
-        counts then add up, see ``tokens.joins_cleanly``); the footer repeats, so it is cached.
+        The body's count (``item.tokens``), then each part of its frame: the header, the
+        closing delimiter, the citation line. A chunk that does not fit is mostly left out
+        before its whole frame is counted; a result above ``room`` may be only part of it.
         """
-        header, line = frame
-        footer = self.short(render.footer(item, self.fmt))
-        if self.counter.additive_at_line_ends and joins_cleanly(frame):
-            return self.counter.count(header + line) + footer
-        return self.counter.count(header) + self.counter.count(line) + footer
+        cost = item.tokens
+        for part in self._frame(item):  # rendered one by one: the later ones may not be needed
+            if cost > room:
+                break
+            cost += self.counter.count(part)
+        return cost
 
-    def renumbering(self, items: Sequence[ContextItem]) -> int:
-        """Tokens the real citation numbers add over the placeholder the frames were counted with.
-
-        Exact for encodings whose pre-tokenizer makes every run of digits into pieces of its
-        own (see ``TokenCounter.additive_at_line_ends``): the number sits between punctuation
-        in the header and in the citation line, so only its own pieces change.
-        """
-        per_item = 1 + self.with_list  # the header's number, the citation line's number
-        placeholder = self.short(self.placeholder)
-        return per_item * sum(self.short(str(item.citation)) - placeholder for item in items)
+    def _frame(self, item: ContextItem) -> Iterator[str]:
+        """The item's header, closing delimiter and citation line (if the list is on)."""
+        yield render.header(item, self.fmt)
+        yield render.footer(item, self.fmt)
+        if self.with_list:
+            yield render.citation_line(item, self.fmt)
 
     def stored_body(self, candidate: Candidate, text: str) -> int | None:
         """The body's count as ingestion stored it, where it holds for ``text`` and is plausible.
@@ -164,14 +144,9 @@ class Costing:
         known = candidate.body_tokens.get(self.encoding)
         if known is None or text != candidate.text:
             return None
-        ascii_text = text.isascii()
-        if not ascii_text and untrusted.clean(text) != text:
-            return None  # normalising changes it
-        xml = self.fmt is CitationFormat.XML
-        if xml and ("<" in text or not ascii_text) and render.neutralize_xml(text) != text:
-            return None
-        size = len(text) if text.isascii() else len(text.encode())
-        if not (len(text) <= PLAUSIBLE_CHARS_PER_TOKEN * known and known <= size + 1):
+        if render.rendered_text(text, self.fmt) != render.body(text):
+            return None  # rendering normalises it or escapes a look-alike
+        if len(text) > PLAUSIBLE_CHARS_PER_TOKEN * known or known > len(text.encode()) + 1:
             return None  # the + 1: the body's line end
         return known
 
@@ -183,28 +158,6 @@ class Costing:
     def count_body(self, text: str) -> int:
         """Count ``text`` as rendered inside its delimiters."""
         return self.counter.count(render.rendered_text(text, self.fmt))
-
-    def pack(self, ranked: Ranked, text: str, flags: tuple[str, ...]) -> Packed:
-        """Count every part of the chunk's rendering exactly."""
-        item = draft(ranked.candidate, text, flags)
-        frame = self.frame(item)
-        return Packed(
-            ranked=ranked,
-            text=text,
-            flags=flags,
-            frame=frame,
-            frame_tokens=self.frame_tokens(item, frame),
-            body_tokens=self.body(ranked.candidate, text),
-        )
-
-
-def surely_fits(text: str, room: int) -> bool:
-    """Whether ``text`` has at most ``room`` tokens for any byte-level BPE, without counting.
-
-    A token is at least one byte and a character at most four, so the word lower bound (a
-    split of the text) is skipped while the budget is still wide open.
-    """
-    return len(text) * (1 if text.isascii() else 4) <= room
 
 
 def min_score_verdict(rule: Packing, ranked: Ranked) -> str | None:
@@ -342,41 +295,16 @@ class Packer:
 
     def offer(self, entry: Ranked, text: str, extra_flags: tuple[str, ...]) -> bool:
         """Pack ``text`` for ``entry`` if it passes the screens and fits; say whether it did."""
-        remaining = self.remaining
-        costing = self.costing
-        # Most candidates end here once the budget is nearly full: the body's count stored at
-        # ingestion, or else the word bound (cheap, stops after remaining + 1 words), proves
-        # they cannot fit.
-        stored = costing.stored_body(entry.candidate, text)
-        if stored is not None:
-            bound = stored
-        elif surely_fits(text, remaining):
-            bound = 0
-        else:
-            bound = costing.counter.lower_bound(text, enough=remaining + 1)
-        if bound > remaining:
-            return self.refuse(entry, bound, remaining)
-        # The body's exact count comes before the screens: it is stored, or it costs less
-        # than they do, and most chunks that pass the word bound late in a fill do not fit.
-        body_tokens = costing.count_body(text) if stored is None else stored
-        if body_tokens > remaining:
-            return self.refuse(entry, body_tokens, remaining)
-        item = draft(entry.candidate, text, extra_flags)
-        frame = costing.frame(item)
-        # The frame's lower bound next (its words, or its letter and digit runs). The injection
-        # flag only adds to both (a `flags="injection_suspect"` attribute, or that value put
-        # before existing flags with a comma), so the bound holds for a flagged frame too and
-        # the screen runs only on chunks that can still fit.
-        header, line = frame
-        room = remaining - body_tokens
-        bound = body_tokens
-        if not surely_fits(header + line, room):  # the frame's count is at least the parts'
-            bound += costing.counter.lower_bound(header, enough=room + 1)
-            bound += costing.counter.lower_bound(line, enough=room + 1)
-        if bound > remaining:
-            return self.refuse(entry, bound, remaining)
+        # The body first: its count is stored at ingestion (most candidates end here once the
+        # budget is nearly full), and the screens cost more than a count.
+        body_tokens = self.costing.body(entry.candidate, text)
+        if self.over(entry, body_tokens):
+            return False
+        item = item_of(entry, text, extra_flags, body_tokens)
+        cost = self.costing.cost(item, self.remaining)
+        if self.over(entry, cost):
+            return False
         signals = self.admission.injection(text)
-        flags = extra_flags
         if signals:
             if self.policy.injection.action is InjectionAction.DROP:
                 self.admission.screens.injection_dropped += 1
@@ -384,14 +312,10 @@ class Packer:
                 self.drop(entry, DropReason.INJECTION, detail)
                 return False
             self.admission.screens.injection_flagged += 1
-            flags = (INJECTION_FLAG, *extra_flags)
-            item = draft(entry.candidate, text, flags)
-            frame = costing.frame(item)
-        frame_tokens = costing.frame_tokens(item, frame)
-        cost = frame_tokens + body_tokens
-        if cost > remaining:
-            self.drop(entry, DropReason.OVER_BUDGET, f"needs {cost} tokens, {remaining} left")
-            return False
+            item = replace(item, flags=(INJECTION_FLAG, *extra_flags))
+            cost = self.costing.cost(item, self.remaining)  # the flag shows in the header
+            if self.over(entry, cost):
+                return False
         # Last, the duplicate check: it costs the most, and only a chunk that fits needs it.
         vector = entry.candidate.dense_vector
         duplicate, shingles = self.admission.duplicate_of(text, vector, self.packed)
@@ -400,21 +324,15 @@ class Packer:
             self.drop(entry, DropReason.DUPLICATE, duplicate)
             return False
         self.admission.duplicates.add(shingles, vector)
-        self.packed.append(Packed(entry, text, flags, frame, frame_tokens, body_tokens))
+        self.packed.append(Packed(entry, item, cost))
         self.caps.take(entry.candidate)
         self.remaining -= cost
         return True
 
-    def refuse(self, entry: Ranked, bound: int, remaining: int) -> bool:
-        """Drop ``entry`` as ``over_budget``: it needs at least ``bound`` tokens. Returns False.
-
-        The most frequent drop by far (most candidates, once the budget is nearly full), so it
-        records the drop itself rather than through :meth:`drop`.
-        """
-        candidate = entry.candidate
-        detail = f"needs at least {bound} tokens, {remaining} left"
-        self.dropped[entry.index] = Dropped(
-            candidate.chunk_id, candidate.doc_id, DropReason.OVER_BUDGET, detail
-        )
-        self.over_budget.append(entry)
-        return False
+    def over(self, entry: Ranked, tokens: int) -> bool:
+        """Drop ``entry`` as ``over_budget`` if ``tokens`` exceed the room left; say whether."""
+        if tokens <= self.remaining:
+            return False
+        detail = f"needs at least {tokens} tokens, {self.remaining} left"
+        self.drop(entry, DropReason.OVER_BUDGET, detail)
+        return True

@@ -19,7 +19,7 @@ from assembler.ranking import pin_order, rank
 from assembler.rules.exclude import exclusion
 from assembler.rules.freshness import judge_freshness
 from assembler.rules.priority import boost_factor
-from assembler.tokens import TokenCounter, joins_cleanly
+from assembler.tokens import TokenCounter
 from assembler.trace import Trace, screen_steps
 from assembler.trim import trim_last
 from assembler.types import (
@@ -47,31 +47,20 @@ def _drop(candidate: Candidate, reason: DropReason, detail: str) -> Dropped:
 
 
 def _items(groups: Sequence[Group], costing: Costing) -> list[ContextItem]:
+    """One item per group, numbered in context order; a merged group's text is counted."""
     items: list[ContextItem] = []
-    fmt = costing.fmt
     for number, group in enumerate(groups, start=1):
-        first = group[0]
-        candidate = first.ranked.candidate
-        flags = tuple(dict.fromkeys(flag for chunk in group for flag in chunk.flags))
-        item = ContextItem(
-            citation=number,
-            chunk_id=candidate.chunk_id,
-            doc_id=candidate.doc_id,
-            source=candidate.source,
-            path=candidate.path,
-            title=candidate.title,
-            section=candidate.section,
-            text=first.text if len(group) == 1 else merged_text(group),
-            tokens=first.body_tokens,
-            score=max(chunk.ranked.score for chunk in group),
-            score_kind=first.ranked.score_kind,
-            updated_at=candidate.updated_at,
-            flags=flags,
-            chunk_ids=tuple(chunk.ranked.candidate.chunk_id for chunk in group),
-            pinned=first.ranked.pinned,
-        )
+        item = replace(group[0].item, citation=number)
         if len(group) > 1:
-            item = replace(item, tokens=costing.counter.count(render.safe_body(item, fmt)))
+            text = merged_text(group)
+            item = replace(
+                item,
+                text=text,
+                tokens=costing.count_body(text),
+                score=max(chunk.ranked.score for chunk in group),
+                flags=tuple(dict.fromkeys(flag for chunk in group for flag in chunk.flags)),
+                chunk_ids=tuple(chunk.ranked.candidate.chunk_id for chunk in group),
+            )
         items.append(item)
     return items
 
@@ -147,37 +136,6 @@ def _freshness(
     return kept
 
 
-def _tally(
-    parts: Sequence[str],
-    bodies: Sequence[int],
-    items: Sequence[ContextItem],
-    packed: Sequence[Packed],
-    costing: Costing,
-) -> int:
-    """The rendered context's exact token count.
-
-    Where the encoding's counts add up across clean line ends and every join is one, the
-    context's count is the sum of the counts taken while packing: each chunk's frame and body,
-    the citations list's frame, and what the real citation numbers add over the placeholder
-    (:meth:`Costing.renumbering`). Merged items changed their text: their bodies are counted
-    again and the frames once more as a whole. Any other encoding or join: one count of the
-    whole. tests/assembler/test_properties.py checks ``tokens == count(context)``.
-    """
-    counter = costing.counter
-    if not parts:  # nothing packed: no citations list either
-        return 0
-    if not (counter.additive_at_line_ends and joins_cleanly(parts)):
-        return counter.count("".join(parts))
-    if len(items) == len(packed):  # one item per packed chunk: nothing merged
-        packing = sum(chunk.frame_tokens + chunk.body_tokens for chunk in packed)
-        return costing.overhead() + packing + costing.renumbering(items)
-    body_positions = set(bodies)
-    frames = [part for position, part in enumerate(parts) if position not in body_positions]
-    if joins_cleanly(frames):
-        return counter.count("".join(frames)) + sum(item.tokens for item in items)
-    return counter.count("".join(parts))
-
-
 def _render_within(
     packed: list[Packed],
     *,
@@ -187,6 +145,10 @@ def _render_within(
     dropped: dict[int, Dropped],
 ) -> tuple[list[Group], list[ContextItem], str, int, int, float]:
     """Rules 7 and 8: order, number, render, count; drop the least valuable chunk while over.
+
+    The packing costs were taken per item; tokens need not add up across the items' joins,
+    and the final citation numbers differ from the provisional ones, so the whole context is
+    counted here, and that count is the one the budget holds.
 
     Returns:
         The groups, the items, the context, its token count, how many renders it took, and
@@ -200,19 +162,11 @@ def _render_within(
         groups = arrange(packed, policy.order)
         order_ms += (perf_counter() - started) * 1000
         items = _items(groups, costing)
-        single = len(items) == len(packed)  # nothing merged: the packing frames still hold
-        parts, bodies = render.parts(
-            items,
-            fmt=policy.citations.format,
-            include_list=policy.citations.include_list,
-            frames=[group[0].frame for group in groups] if single else None,
-            placeholder=costing.placeholder,
-        )
-        context = "".join(parts)
-        tokens = _tally(parts, bodies, items, packed, costing)
+        citations = policy.citations
+        context = render.render(items, fmt=citations.format, include_list=citations.include_list)
+        tokens = costing.counter.count(context)
         if tokens <= limit or not packed:
             return groups, items, context, tokens, rounds, order_ms
-        # Token counts need not add up across block boundaries: give up the least valuable.
         victim = max(packed, key=lambda chunk: (not chunk.ranked.pinned, chunk.ranked.rank))
         packed.remove(victim)
         detail = (
@@ -225,7 +179,6 @@ def _render_within(
 
 
 def assemble(
-    query: str,
     candidates: Sequence[Candidate],
     *,
     policy: Policy,
@@ -241,7 +194,6 @@ def assemble(
     ``budget``; every candidate (and pinned chunk) is packed or dropped with one reason.
 
     Args:
-        query: The question the context is for (kept for query-aware rules; not rendered).
         candidates: Retrieval's candidates, best first.
         policy: The context policy (see :func:`assembler.policy.load_policy`).
         budget: Tokens the rendered context may use, citations list included.
@@ -259,12 +211,11 @@ def assemble(
     Example:
         >>> counter = tiktoken_counter("cl100k_base")
         >>> policy = load_policy("data/policies/default.yaml").policy
-        >>> pack = assemble("default retention?", candidates, policy=policy, budget=1024,
-        ...                 counter=counter, now=datetime.now(UTC))
+        >>> pack = assemble(candidates, policy=policy, budget=1024, counter=counter,
+        ...                 now=datetime.now(UTC))
         >>> pack.tokens <= 1024
         True
     """
-    del query  # no rule reads the question yet; it stays in the contract for those that will
     _check_arguments(budget, now)
     trace = Trace()
     inputs = [*candidates, *pinned]
@@ -291,7 +242,7 @@ def assemble(
     pinned_count = sum(entry.pinned for entry in ranked)
     trace.add("priority", len(kept), len(ranked), f"{pinned_count} pinned chunks", *notes)
 
-    costing = Costing(counter, policy, placeholder="9" * len(str(max(len(ranked), 1))))
+    costing = Costing(counter, policy)
     limit = budget - policy.packing.reserve_tokens
     packer = Packer(
         policy=policy,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from assembler.packing import Packer
+from assembler.packing import Packer, item_of
 from assembler.ranking import Ranked
 
 TRIMMED_FLAG = "trimmed"
@@ -47,10 +47,13 @@ def longest_prefix(text: str, fits: Callable[[str], bool]) -> str | None:
 
 def _fits_in(packer: Packer, entry: Ranked) -> Callable[[str], bool]:
     room, least = packer.remaining, packer.policy.packing.trim_min_tokens
+    costing = packer.costing
 
     def fits(prefix: str) -> bool:
-        packed = packer.costing.pack(entry, prefix, (TRIMMED_FLAG,))
-        return packed.cost <= room and packed.body_tokens >= least
+        body = costing.body(entry.candidate, prefix)
+        if body < least or body > room:
+            return False
+        return costing.cost(item_of(entry, prefix, (TRIMMED_FLAG,), body), room) <= room
 
     return fits
 

@@ -193,7 +193,6 @@ def main() -> int:
 
     def run(candidates: list[object]) -> object:
         return assemble(
-            "how long are messages retained?",
             candidates,  # type: ignore[arg-type]
             policy=loaded.policy,
             budget=args.budget,

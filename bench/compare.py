@@ -278,9 +278,8 @@ def _served(
             params=params,
         )
 
-    def pack_for(text: str, got: Any) -> Any:
+    def pack_for(got: Any) -> Any:
         return assemble(
-            text,
             got.candidates,
             policy=policy,
             budget=BUDGET,
@@ -289,14 +288,14 @@ def _served(
         )
 
     warm = next(iter(queries.values()))
-    pack_for(warm, retrieve(warm))  # warm-up, untimed
+    pack_for(retrieve(warm))  # warm-up, untimed
     search_ms, packed_ms, store_ms, rerank_ms, tokens = [], [], [], [], []
     heads: dict[str, list[str]] = {}
     for text in queries.values():
         t0 = time.perf_counter()
         got = retrieve(text)
         t1 = time.perf_counter()
-        pack = pack_for(text, got)
+        pack = pack_for(got)
         t2 = time.perf_counter()
         search_ms.append((t1 - t0) * 1000)
         packed_ms.append((t2 - t0) * 1000)

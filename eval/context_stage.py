@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from assembler import Policy, TokenCounter, assemble
-from assembler.baseline import naive_pack, relevant_share
 from core.types import Candidate
+from eval.naive_packer import naive_pack, relevant_share
 
 DEFAULT_BUDGETS = (512, 1024, 2048)
 
@@ -33,7 +33,10 @@ class AssemblerContextScorer:
     top_k: int = 50
 
     def __call__(
-        self, query: str, candidates: Sequence[Candidate], relevant: Collection[str]
+        self,
+        query: str,  # noqa: ARG002 (ContextScorer passes it; no packing rule reads the question)
+        candidates: Sequence[Candidate],
+        relevant: Collection[str],
     ) -> Mapping[str, float]:
         """Per-query recall inside the packed context, per budget, for both packers."""
         head = list(candidates[: self.top_k])
@@ -41,7 +44,7 @@ class AssemblerContextScorer:
         scores: dict[str, float] = {}
         for budget in self.budgets:
             ours = assemble(
-                query, head, policy=self.policy, budget=budget, counter=self.counter, now=self.now
+                head, policy=self.policy, budget=budget, counter=self.counter, now=self.now
             )
             naive = naive_pack(head, budget=budget, counter=self.counter)
             scores[f"assembler_recall@{budget}"] = relevant_share(ours, wanted)

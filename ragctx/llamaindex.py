@@ -131,13 +131,14 @@ class RagctxPacker(BaseNodePostprocessor):
         return "RagctxPacker"
 
     def _postprocess_nodes(
-        self, nodes: list[NodeWithScore], query_bundle: QueryBundle | None = None
+        self,
+        nodes: list[NodeWithScore],
+        query_bundle: QueryBundle | None = None,  # noqa: ARG002 (LlamaIndex's signature)
     ) -> list[NodeWithScore]:
         from assembler import assemble
 
         by_id = {n.node.node_id: n for n in nodes}
         pack = assemble(
-            "" if query_bundle is None else query_bundle.query_str,
             [_candidate(n) for n in nodes],
             policy=self._policy.policy,
             budget=self.budget_tokens,

@@ -177,7 +177,6 @@ def run_pipeline(
     with telemetry.tracer.start_as_current_span("context") as span:
         t0 = time.perf_counter()
         pack = assemble(
-            req.query,
             retrieved.candidates,
             policy=policy,
             budget=req.budget,

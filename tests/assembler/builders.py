@@ -72,7 +72,6 @@ def pack(
 ) -> ContextPack:
     """``assemble`` with test defaults."""
     return assemble(
-        "test question",
         candidates,
         policy=rules if rules is not None else policy(),
         budget=budget,

@@ -12,7 +12,7 @@ HEAVY = ("torch", "qdrant_edge", "qdrant_client", "sentence_transformers", "llam
 
 def test_importing_the_assembler_loads_no_models_and_no_store() -> None:
     code = (
-        "import assembler, assembler.policy, assembler.baseline, sys; "
+        "import assembler, assembler.policy, sys; "
         f"loaded = [m for m in {HEAVY!r} if m in sys.modules]; "
         "assert not loaded, loaded"
     )

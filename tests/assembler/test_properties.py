@@ -1,7 +1,9 @@
 """The assembler's invariants, for any input (hypothesis).
 
-For every generated input and policy: the rendered context, counted by tiktoken, never exceeds
-the budget; every candidate is packed or dropped, exactly once; nothing excluded or stale is
+For every generated input and policy: the pack's tokens are the rendered context's count, which
+never exceeds the budget (with tiktoken, and with a counter whose counts do not add up across
+the context's parts, so that the final count must drop chunks); every candidate and pinned chunk
+is packed or dropped, exactly once; nothing excluded or stale is
 packed; pins are packed first when they fit; no two packed items are near-duplicates; the
 same input gives the same pack.
 """
@@ -188,7 +190,7 @@ def check_invariants(counter, case) -> None:
 
     # The budget holds for the full rendered context, counted by the caller's encoding.
     assert result.tokens == counter.count(result.context) <= budget
-    # The context is the rendering of its items (frames built while packing are reused).
+    # The context is the rendering of its items.
     citations = rules.citations
     assert result.context == render(
         result.items, fmt=citations.format, include_list=citations.include_list
@@ -262,6 +264,43 @@ def test_same_input_same_pack(counter, case) -> None:
         result, trace=tuple(replace(step, ms=0.0) for step in result.trace)
     )
     assert without_timings(first) == without_timings(second)
+
+
+class JoinCostCounter:
+    """cl100k plus 2 tokens per line end inside the text: counts that never add up.
+
+    Counted alone, each rendered part (header, body, delimiter, citation line) ends with its
+    only line end or few; joined, every join adds one inside. So the packer's per-item costs
+    fall short of the whole context's count, and the final count has to drop chunks.
+    """
+
+    name = "cl100k_base"  # the stored body counts are cl100k's: used, but no longer exact
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def count(self, text: str) -> int:
+        return self.inner.count(text) + 2 * text[:-1].count("\n")
+
+
+@SETTINGS
+@given(inputs)
+def test_budget_and_accounting_hold_when_counts_do_not_add_up(counter, case) -> None:
+    candidates, rules, budget, use_arg = case
+    candidates, pinned = split_pins(candidates, rules, use_arg)
+    joins = JoinCostCounter(counter)
+    result = run(candidates, rules, budget, pinned, joins)
+    assert result.tokens == joins.count(result.context) <= budget
+    packed = [chunk for item in result.items for chunk in item.chunk_ids]
+    accounted = Counter(packed) + Counter(drop.chunk_id for drop in result.dropped)
+    assert accounted == Counter(c.chunk_id for c in [*candidates, *pinned])
+    render_step = next(step for step in result.trace if step.step == "render")
+    recounted = [d for d in result.dropped if d.detail.startswith("the rendered context counted")]
+    # One render per final-count drop, plus the one that fitted.
+    assert f"{len(recounted) + 1} render(s)" in render_step.notes
+    assert all(drop.reason.value == "over_budget" for drop in recounted)
+    again = run(candidates, rules, budget, pinned, joins)  # deterministic through the recounts
+    assert (again.context, again.dropped) == (result.context, result.dropped)
 
 
 @settings(max_examples=30, deadline=None)

@@ -1,21 +1,16 @@
-"""The naive baseline the assembler is measured against in ``ragctx eval``.
+"""The naive packer the assembler is measured against in ``ragctx eval`` (the context stage).
 
 "Take ranked chunks in order until the next one does not fit": no rules, no skipping, rendered
-by the same renderer, so the two packs are compared on equal terms (same delimiters, same
-citations list, same token counting).
+by the assembler's renderer, so the two packs are compared on equal terms (same delimiters,
+same citations list, same token counting). Evaluation only: no request path uses it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from statistics import fmean
 from time import perf_counter
 
 from assembler import render
-from assembler.pipeline import assemble
-from assembler.policy_schema import Policy
 from assembler.tokens import TokenCounter
 from assembler.types import (
     Citation,
@@ -131,89 +126,3 @@ def relevant_share(pack: ContextPack, relevant_doc_ids: set[str]) -> float:
         return 0.0
     packed = {item.doc_id for item in pack.items}
     return len(packed & relevant_doc_ids) / len(relevant_doc_ids)
-
-
-@dataclass(frozen=True, slots=True)
-class ContextQuery:
-    """One evaluation query: its text, retrieval's candidates, and its relevant documents."""
-
-    query: str
-    candidates: Sequence[Candidate]
-    relevant_doc_ids: frozenset[str]
-
-
-@dataclass(frozen=True, slots=True)
-class ContextShare:
-    """Mean share of relevant documents inside the context at one budget, both ways."""
-
-    budget: int
-    assembler: float
-    naive: float
-    queries: int
-
-
-def context_shares(
-    queries: Sequence[ContextQuery],
-    *,
-    policy: Policy,
-    counter: TokenCounter,
-    now: datetime,
-    budgets: Sequence[int] = (512, 1024, 2048),
-) -> list[ContextShare]:
-    """The context stage of ``ragctx eval``: the assembler against the naive baseline.
-
-    Queries without relevant documents are skipped (their share is undefined).
-
-    Args:
-        queries: The evaluation queries with their candidates and relevant documents.
-        policy: The policy the assembler packs with; the baseline renders in its format.
-        counter: Counts tokens (the eval uses ``cl100k_base``).
-        now: The clock for freshness.
-        budgets: Token budgets to compare at.
-
-    Returns:
-        One row per budget, in the given order.
-
-    Example:
-        >>> rows = context_shares(queries, policy=policy, counter=counter, now=now)
-        >>> all(row.assembler >= row.naive for row in rows)
-        True
-    """
-    judged = [query for query in queries if query.relevant_doc_ids]
-    rows: list[ContextShare] = []
-    for budget in budgets:
-        ours: list[float] = []
-        naive: list[float] = []
-        for query in judged:
-            relevant = set(query.relevant_doc_ids)
-            packed = assemble(
-                query.query,
-                query.candidates,
-                policy=policy,
-                budget=budget,
-                counter=counter,
-                now=now,
-            )
-            ours.append(relevant_share(packed, relevant))
-            baseline = naive_pack(
-                query.candidates, budget=budget, counter=counter, fmt=policy.citations.format
-            )
-            naive.append(relevant_share(baseline, relevant))
-        rows.append(
-            ContextShare(
-                budget=budget,
-                assembler=fmean(ours) if ours else 0.0,
-                naive=fmean(naive) if naive else 0.0,
-                queries=len(judged),
-            )
-        )
-    return rows
-
-
-__all__ = [
-    "ContextQuery",
-    "ContextShare",
-    "context_shares",
-    "naive_pack",
-    "relevant_share",
-]

@@ -1,11 +1,21 @@
-"""The naive baseline, and the assembler against it on the share of relevant documents."""
+"""The naive packer of the eval's context stage, and the assembler against it.
+
+The context stage's scorer over both is tested in ``test_context_stage.py``.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from assembler.baseline import ContextQuery, context_shares, naive_pack, relevant_share
-from tests.assembler.builders import NOW, candidate, pack, policy, words
+from assembler.tokens import TiktokenCounter, tiktoken_counter
+from eval.naive_packer import naive_pack, relevant_share
+from tests.assembler.builders import candidate, pack, words
+
+
+@pytest.fixture(scope="module")
+def counter() -> TiktokenCounter:
+    return tiktoken_counter("cl100k_base")
+
 
 SIZES = [60, 700, 60, 80, 400, 60, 120, 60, 300, 60]
 
@@ -43,23 +53,6 @@ def test_relevant_share_edges() -> None:
 
 class _NoCounter:
     name = "none"
-    additive_at_line_ends = False
 
     def count(self, text: str) -> int:
         return len(text.split())
-
-    def lower_bound(self, text: str, *, enough: int) -> int:
-        return 0
-
-
-def test_context_shares_reports_both_at_every_budget(counter) -> None:
-    queries = [
-        ContextQuery("q1", ranked_list(), frozenset({"d0", "d2", "d3"})),
-        ContextQuery("q2", ranked_list(SIZES[::-1]), frozenset({"d1", "d9"})),
-        ContextQuery("unjudged", ranked_list(), frozenset()),
-    ]
-    rows = context_shares(queries, policy=policy(), counter=counter, now=NOW)
-    assert [row.budget for row in rows] == [512, 1024, 2048]
-    assert all(row.queries == 2 for row in rows)
-    assert all(row.assembler >= row.naive for row in rows)
-    assert rows[0].assembler > rows[0].naive
