@@ -74,22 +74,14 @@ class Screens:
 
 def item_of(ranked: Ranked, text: str, flags: tuple[str, ...], tokens: int) -> ContextItem:
     """The context item ``ranked`` becomes when packed as ``text``, numbered provisionally."""
-    candidate = ranked.candidate
-    return ContextItem(
+    return ContextItem.of(
+        ranked.candidate,
         citation=ranked.rank + 1,
-        chunk_id=candidate.chunk_id,
-        doc_id=candidate.doc_id,
-        source=candidate.source,
-        path=candidate.path,
-        title=candidate.title,
-        section=candidate.section,
         text=text,
         tokens=tokens,
         score=ranked.score,
         score_kind=ranked.score_kind,
-        updated_at=candidate.updated_at,
         flags=flags,
-        chunk_ids=(candidate.chunk_id,),
         pinned=ranked.pinned,
     )
 

@@ -65,22 +65,6 @@ def _items(groups: Sequence[Group], costing: Costing) -> list[ContextItem]:
     return items
 
 
-def _citations(items: Sequence[ContextItem]) -> tuple[Citation, ...]:
-    return tuple(
-        Citation(
-            number=item.citation,
-            doc_id=item.doc_id,
-            chunk_ids=item.chunk_ids,
-            source=item.source,
-            path=item.path,
-            title=item.title,
-            section=item.section,
-            updated_at=item.updated_at,
-        )
-        for item in items
-    )
-
-
 def _intake(inputs: Sequence[Candidate], dropped: dict[int, Dropped]) -> list[int]:
     """Input positions to judge; a chunk id listed twice is a duplicate of its first entry."""
     first_seen: dict[str, int] = {}
@@ -284,7 +268,7 @@ def assemble(
         tokens=tokens,
         budget=budget,
         items=tuple(items),
-        citations=_citations(items),
+        citations=tuple(Citation.of(item) for item in items),
         dropped=tuple(dropped[index] for index in sorted(dropped)),
         trace=tuple(trace.steps),
         policy=policy.identity,

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.types import Candidate
 
 
 class DropReason(StrEnum):
@@ -75,6 +79,38 @@ class ContextItem:
     chunk_ids: tuple[str, ...] = ()
     pinned: bool = False
 
+    @classmethod
+    def of(
+        cls,
+        candidate: Candidate,
+        *,
+        citation: int,
+        text: str,
+        tokens: int,
+        score: float,
+        score_kind: str,
+        flags: tuple[str, ...] = (),
+        pinned: bool = False,
+    ) -> ContextItem:
+        """``candidate`` packed as ``text`` (one chunk: ``chunk_ids`` is its own id)."""
+        return cls(
+            citation=citation,
+            chunk_id=candidate.chunk_id,
+            doc_id=candidate.doc_id,
+            source=candidate.source,
+            path=candidate.path,
+            title=candidate.title,
+            section=candidate.section,
+            text=text,
+            tokens=tokens,
+            score=score,
+            score_kind=score_kind,
+            updated_at=candidate.updated_at,
+            flags=flags,
+            chunk_ids=(candidate.chunk_id,),
+            pinned=pinned,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Citation:
@@ -88,6 +124,20 @@ class Citation:
     title: str
     section: tuple[str, ...]
     updated_at: datetime | None
+
+    @classmethod
+    def of(cls, item: ContextItem) -> Citation:
+        """The citation-list entry of a packed item."""
+        return cls(
+            number=item.citation,
+            doc_id=item.doc_id,
+            chunk_ids=item.chunk_ids,
+            source=item.source,
+            path=item.path,
+            title=item.title,
+            section=item.section,
+            updated_at=item.updated_at,
+        )
 
 
 @dataclass(frozen=True, slots=True)

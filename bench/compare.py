@@ -197,13 +197,13 @@ def _ragctx(data: Any, loaded: Any) -> tuple[dict[str, Any], Any, Any]:
     from index.edge import EdgeStore
     from index.encoders import Encoders
     from ingest import Chunker
-    from service.cli_eval import load_reranker
-    from service.wiring import chunking_params, encoder_params, load_settings
+    from service.wiring import chunking_params, encoder_params, load_settings, measured_reranker
 
     settings = load_settings()
     encoders = loaded if loaded is not None else Encoders.load(encoder_params(settings))
     chunker = Chunker.for_encoder(chunking_params(settings), encoders.dense)
-    reranker, why = load_reranker(settings)
+    choice = measured_reranker(settings)
+    reranker, why = choice.reranker, choice.note
     with tempfile.TemporaryDirectory() as tmp:
         store = EdgeStore(Path(tmp) / "store")
         report = run(

@@ -28,20 +28,13 @@ BASELINE_POLICY = PolicyIdentity(name="naive-baseline", version="1")
 
 
 def _item(candidate: Candidate, number: int) -> ContextItem:
-    return ContextItem(
+    return ContextItem.of(
+        candidate,
         citation=number,
-        chunk_id=candidate.chunk_id,
-        doc_id=candidate.doc_id,
-        source=candidate.source,
-        path=candidate.path,
-        title=candidate.title,
-        section=candidate.section,
         text=candidate.text,
         tokens=0,
         score=candidate.score,
         score_kind=candidate.score_kind.value,
-        updated_at=candidate.updated_at,
-        chunk_ids=(candidate.chunk_id,),
     )
 
 
@@ -92,19 +85,7 @@ def naive_pack(
         tokens=tokens,
         budget=budget,
         items=tuple(items),
-        citations=tuple(
-            Citation(
-                number=item.citation,
-                doc_id=item.doc_id,
-                chunk_ids=item.chunk_ids,
-                source=item.source,
-                path=item.path,
-                title=item.title,
-                section=item.section,
-                updated_at=item.updated_at,
-            )
-            for item in items
-        ),
+        citations=tuple(Citation.of(item) for item in items),
         dropped=dropped,
         trace=(StepTrace("naive", len(candidates), len(items), ms),),
         policy=BASELINE_POLICY,

@@ -132,7 +132,7 @@ class SourceSpec(BaseModel):
     type; ``jsonl`` reads every selected file as JSON Lines (by default ``*.jsonl`` in a folder).
 
     One model for every caller: the CLI builds it, the admin ingest route's request validates
-    into it (``service.api.schemas.SourceIn`` is this model with the HTTP limits), and the
+    into it (``service.api.admin_schemas.SourceIn`` is this model with the HTTP limits), and the
     hand-off client sends ``spec.model_dump(mode="json")``. The path may be given positionally:
     ``SourceSpec(Path("data/docs"), tenant="acme")``.
     """

@@ -22,11 +22,19 @@ from core.errors import (
     StoreLockedError,
     UnknownCollectionError,
 )
-from service.cli_common import err_console, out_console, setup_logging, split_values
+from service.cli_common import (
+    err_console,
+    out_console,
+    progress_bars,
+    setup_logging,
+    split_values,
+)
 from service.settings import Settings
 from service.wiring import chunking_params, load_encoders, load_settings, opened_store, sync_options
 
 if TYPE_CHECKING:
+    from rich.progress import Progress
+
     from ingest import SourceSpec, SyncOptions, SyncReport
 
 app = typer.Typer(
@@ -173,7 +181,7 @@ def ingest(
     )
     show = progress and not as_json
     try:
-        report = _run_sync(settings, specs, options, show_progress=show)
+        report = _run_sync(settings, specs, options, show=show)
     except StoreLockedError:
         from service.handoff import ingest_via_server
 
@@ -196,66 +204,50 @@ def ingest(
 
 
 def _run_sync(
-    settings: Settings, specs: list[SourceSpec], options: SyncOptions, *, show_progress: bool
+    settings: Settings, specs: list[SourceSpec], options: SyncOptions, *, show: bool
 ) -> SyncReport:
     from ingest import Chunker, sync
 
-    with opened_store(settings, owner="ragctx ingest") as store:
+    with opened_store(settings, owner="ragctx ingest") as store, progress_bars(show) as bars:
         encoders = load_encoders(settings)
-        chunker = Chunker.for_encoder(chunking_params(settings), encoders.dense)
-        if not show_progress:
-            return sync(
-                specs,
-                collection=settings.collection,
-                store=store,
-                encoders=encoders,
-                chunker=chunker,
-                options=options,
-            )
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
+        progress = None if bars is None else _SyncBars(bars)
+        report = sync(
+            specs,
+            collection=settings.collection,
+            store=store,
+            encoders=encoders,
+            chunker=Chunker.for_encoder(chunking_params(settings), encoders.dense),
+            options=options,
+            progress=progress,
         )
+        if progress is not None:
+            progress.finish()
+        return report
 
-        with Progress(
-            TextColumn("{task.description:<10}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-            transient=False,
-        ) as bars:
-            # a file may hold many documents (JSONL, BEIR): the document count has no total
-            docs_task = bars.add_task("documents", total=None)
-            chunk_task = bars.add_task("chunks", total=None)
-            embed_task = bars.add_task("embedded", total=None)
 
-            class _Bars:
-                def documents(self, n: int) -> None:
-                    bars.advance(docs_task, n)
+class _SyncBars:
+    """A sync's progress as three bars; a file may hold many documents (JSONL, BEIR), so the
+    document count has no total until the end."""
 
-                def chunks(self, n: int) -> None:
-                    bars.advance(chunk_task, n)
-                    bars.update(embed_task, total=bars.tasks[chunk_task].completed)
+    def __init__(self, bars: Progress) -> None:
+        self._bars = bars
+        self._docs = bars.add_task("documents", total=None)
+        self._chunks = bars.add_task("chunks", total=None)
+        self._embedded = bars.add_task("embedded", total=None)
 
-                def embedded(self, n: int) -> None:
-                    bars.advance(embed_task, n)
+    def documents(self, n: int) -> None:
+        self._bars.advance(self._docs, n)
 
-            report = sync(
-                specs,
-                collection=settings.collection,
-                store=store,
-                encoders=encoders,
-                chunker=chunker,
-                options=options,
-                progress=_Bars(),
-            )
-            bars.update(docs_task, total=bars.tasks[docs_task].completed)
-            bars.update(chunk_task, total=bars.tasks[chunk_task].completed)
-            return report
+    def chunks(self, n: int) -> None:
+        self._bars.advance(self._chunks, n)
+        self._bars.update(self._embedded, total=self._bars.tasks[self._chunks].completed)
+
+    def embedded(self, n: int) -> None:
+        self._bars.advance(self._embedded, n)
+
+    def finish(self) -> None:
+        for task in (self._docs, self._chunks):
+            self._bars.update(task, total=self._bars.tasks[task].completed)
 
 
 def _print_sync_report(summary: dict[str, Any]) -> None:

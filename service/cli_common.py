@@ -1,11 +1,15 @@
-"""What every ``ragctx`` command shares: the consoles, logging to stderr, list flags."""
+"""What every ``ragctx`` command shares: the consoles, logging to stderr, list flags, progress
+bars."""
 
 from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -26,3 +30,20 @@ def split_values(values: list[str] | None) -> tuple[str, ...]:
     for v in values or []:
         out.extend(x.strip() for x in v.split(",") if x.strip())
     return tuple(out)
+
+
+@contextmanager
+def progress_bars(show: bool) -> Iterator[Progress | None]:
+    """Progress bars on stderr while the block runs, or None when they are not shown
+    (``--no-progress``, ``--json``)."""
+    if not show:
+        yield None
+        return
+    with Progress(
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+    ) as bars:
+        yield bars

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -24,6 +24,8 @@ from typer import _click
 from typer.core import TyperGroup
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
     from eval import DocScore, EvalDataset, EvalParams, EvalReport, GateResult
     from eval.context_stage import AssemblerContextScorer
     from service.settings import Settings
@@ -308,6 +310,7 @@ def _evaluate(
     from eval import run
     from ingest import Chunker
     from service import wiring
+    from service.cli_common import progress_bars
 
     with wiring.opened_store(settings, owner="ragctx eval") as store:
         encoders = wiring.load_encoders(settings)
@@ -316,7 +319,7 @@ def _evaluate(
         reranker = choice.reranker
         params = replace(params, rerank_note=choice.note)
         scorer = _context_scorer(settings)
-        if not show_progress:
+        with progress_bars(show_progress) as bars:
             return run(
                 data,
                 store=store,
@@ -324,43 +327,24 @@ def _evaluate(
                 chunker=chunker,
                 reranker=reranker,
                 params=params,
+                progress=None if bars is None else _EvalBars(bars),
                 context_scorer=scorer,
             )
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-        )
 
-        with Progress(
-            TextColumn("{task.description:<8}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=err_console,
-        ) as bars:
 
-            class _Bars:
-                task: Any = None
+class _EvalBars:
+    """An evaluation's progress: one bar per phase (ingest, queries, scoring)."""
 
-                def phase(self, name: str, total: int | None) -> None:
-                    self.task = bars.add_task(name, total=total)
+    def __init__(self, bars: Progress) -> None:
+        self._bars = bars
+        self._task: TaskID | None = None
 
-                def advance(self, n: int) -> None:
-                    bars.advance(self.task, n)
+    def phase(self, name: str, total: int | None) -> None:
+        self._task = self._bars.add_task(name, total=total)
 
-            return run(
-                data,
-                store=store,
-                encoders=encoders,
-                chunker=chunker,
-                reranker=reranker,
-                params=params,
-                progress=_Bars(),
-                context_scorer=scorer,
-            )
+    def advance(self, n: int) -> None:
+        if self._task is not None:
+            self._bars.advance(self._task, n)
 
 
 def _print_report(report: EvalReport) -> None:

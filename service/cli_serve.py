@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from core.errors import InvalidInputError
+from service.cli_common import split_values
 from service.settings import Settings
 
 if TYPE_CHECKING:
@@ -114,6 +115,17 @@ def _exit_on_signal(signum: int, _frame: FrameType | None) -> None:
     raise SystemExit(128 + signum)
 
 
+KeysFile = Annotated[Path | None, typer.Option(help="Keys file (default RAGCTX_KEYS_FILE).")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _keys_path(keys_file: Path | None) -> Path:
+    """``--keys-file``, or the keys file of the settings."""
+    from service.wiring import load_settings
+
+    return keys_file if keys_file is not None else load_settings().keys_file
+
+
 @keys_app.command("add")
 def keys_add(
     *,
@@ -132,17 +144,14 @@ def keys_add(
         str | None,
         typer.Option(help="Expiry: a date (2027-01-01), date-time (UTC) or duration (90d, 12h)."),
     ] = None,
-    keys_file: Annotated[
-        Path | None, typer.Option(help="Keys file (default RAGCTX_KEYS_FILE).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    keys_file: KeysFile = None,
+    as_json: AsJson = False,
 ) -> None:
     """Create a key, store its sha256 in the keys file, and print the key once."""
     from service.auth import add_key, parse_expiry
-    from service.wiring import load_settings
 
-    path = keys_file if keys_file is not None else load_settings().keys_file
-    group_list = tuple(g.strip() for v in groups or [] for g in v.split(",") if g.strip())
+    path = _keys_path(keys_file)
+    group_list = split_values(groups)
     if not group_list:
         raise InvalidInputError(
             "give at least one --groups (e.g. --groups support); a key without groups sees "
@@ -187,16 +196,13 @@ def keys_add(
 @keys_app.command("list")
 def keys_list(
     *,
-    keys_file: Annotated[
-        Path | None, typer.Option(help="Keys file (default RAGCTX_KEYS_FILE).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    keys_file: KeysFile = None,
+    as_json: AsJson = False,
 ) -> None:
     """List the keys' ids and grants (never the keys, which are not stored)."""
     from service.auth import load_keys
-    from service.wiring import load_settings
 
-    path = keys_file if keys_file is not None else load_settings().keys_file
+    path = _keys_path(keys_file)
     grants = sorted(load_keys(path).values(), key=lambda g: g.id)
     rows = [
         {
@@ -226,16 +232,13 @@ def keys_revoke(
         str, typer.Argument(metavar="ID", help="Id of the key (`ragctx keys list`).")
     ],
     *,
-    keys_file: Annotated[
-        Path | None, typer.Option(help="Keys file (default RAGCTX_KEYS_FILE).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    keys_file: KeysFile = None,
+    as_json: AsJson = False,
 ) -> None:
     """Remove a key from the keys file; a running server refuses it from its next request."""
     from service.auth import revoke_key
-    from service.wiring import load_settings
 
-    path = keys_file if keys_file is not None else load_settings().keys_file
+    path = _keys_path(keys_file)
     grant = revoke_key(path, key_id)
     if as_json:
         sys.stdout.write(json.dumps({"revoked": grant.id, "keys_file": str(path)}) + "\n")

@@ -116,32 +116,11 @@ def run_pipeline(
         NotReadyError: the models are not loaded yet.
     """
     queue_ms = None if submitted is None else (time.perf_counter() - submitted) * 1000
-    models = runtime.require_models()
     telemetry = runtime.telemetry
     stage_seconds = telemetry.metrics.stage_seconds
     policy = req.policy.policy
-    params = retrieval_params(
-        runtime.settings,
-        top_k=req.top_k,
-        with_vectors=policy.dedupe.enabled and policy.dedupe.dense_threshold is not None,
-    )
-    with telemetry.tracer.start_as_current_span("retrieval") as span:
-        retrieved = search(
-            req.query,
-            req.principal,
-            req.filters,
-            collection=req.collection,
-            store=runtime.store,
-            encoders=models.encoders,
-            reranker=models.reranker,
-            params=params,
-        )
-        trace_id = format(span.get_span_context().trace_id, "032x")
-        for stage in RETRIEVAL_STAGES:
-            info = retrieved.stages[stage]
-            span.set_attribute(f"ragctx.{stage.value}.count", info.count)
-            span.set_attribute(f"ragctx.{stage.value}.ms", info.ms)
-            span.set_attribute(f"ragctx.{stage.value}.active", info.active)
+    with_vectors = policy.dedupe.enabled and policy.dedupe.dense_threshold is not None
+    retrieved, trace_id = retrieve(req, runtime, with_vectors=with_vectors)
     t = retrieved.timings_ms
     stage_seconds.labels(stage="dense").observe(t.get("dense_encode", 0.0) / 1000)
     stage_seconds.labels(stage="bm25").observe(t.get("bm25_encode", 0.0) / 1000)
@@ -160,7 +139,7 @@ def run_pipeline(
                 req.filters,
                 collection=req.collection,
                 store=runtime.store,
-                with_vectors=params.with_vectors,
+                with_vectors=with_vectors,
             )
             have = {c.chunk_id for c in retrieved.candidates}
             pinned = [c for c in fetched if c.chunk_id not in have]
@@ -214,6 +193,37 @@ def run_pipeline(
     if runtime.traces is not None:
         runtime.traces.submit(trace_record(req, answer, route=route))
     return answer
+
+
+def retrieve(
+    req: Prepared, runtime: Runtime, *, with_vectors: bool = False, span: str = "retrieval"
+) -> tuple[Retrieved, str]:
+    """Both legs, the fusion and the rerank for ``req``, in a span of their own that records
+    each stage's count, time and whether it ran; the candidates and the trace id.
+
+    Raises:
+        UnknownCollectionError: the collection does not exist.
+        NotReadyError: the models are not loaded yet.
+    """
+    models = runtime.require_models()
+    params = retrieval_params(runtime.settings, top_k=req.top_k, with_vectors=with_vectors)
+    with runtime.telemetry.tracer.start_as_current_span(span) as current:
+        retrieved = search(
+            req.query,
+            req.principal,
+            req.filters,
+            collection=req.collection,
+            store=runtime.store,
+            encoders=models.encoders,
+            reranker=models.reranker,
+            params=params,
+        )
+        for stage in RETRIEVAL_STAGES:
+            info = retrieved.stages[stage]
+            current.set_attribute(f"ragctx.{stage.value}.count", info.count)
+            current.set_attribute(f"ragctx.{stage.value}.ms", info.ms)
+            current.set_attribute(f"ragctx.{stage.value}.active", info.active)
+        return retrieved, format(current.get_span_context().trace_id, "032x")
 
 
 def to_response(

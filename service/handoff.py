@@ -242,17 +242,10 @@ def _follow(client: Any, job: dict[str, Any], poll_s: float) -> dict[str, Any]:
 
 
 def _follow_with_bars(client: Any, job: dict[str, Any], poll_s: float) -> dict[str, Any]:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from service.cli_common import progress_bars
 
-    with Progress(
-        TextColumn("{task.description:<10}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=Console(stderr=True),
-        transient=False,
-    ) as bars:
+    with progress_bars(True) as bars:
+        assert bars is not None  # shown: progress_bars(True) always yields the bars
         files = bars.add_task("files", total=None)
         chunks = bars.add_task("chunks", total=None)
         embedded = bars.add_task("embedded", total=None)

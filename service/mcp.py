@@ -39,15 +39,21 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from core.errors import RagctxError
 from retrieval.filters import access_filter
-from retrieval.hybrid import fetch_documents, search
+from retrieval.hybrid import fetch_documents
 from service import audit
 from service.api.errors import error_response, validation_problems
 from service.api.schemas import ContextRequest, ContextResponse, HitOut
 from service.audit import AuditRecord
 from service.auth import ApiKey
-from service.context import Prepared, audit_answer, audit_request, prepare, run_pipeline
+from service.context import (
+    Prepared,
+    audit_answer,
+    audit_request,
+    prepare,
+    retrieve,
+    run_pipeline,
+)
 from service.runtime import Runtime
-from service.wiring import retrieval_params
 
 log = logging.getLogger(__name__)
 
@@ -394,21 +400,7 @@ async def _in_worker(runtime: Runtime, work: Callable[[], T]) -> T:
 
 
 def _search(req: Prepared, runtime: Runtime) -> SearchResponse:
-    settings = runtime.settings
-    models = runtime.require_models()
-    params = retrieval_params(settings, top_k=req.top_k, with_vectors=False)
-    with runtime.telemetry.tracer.start_as_current_span("mcp.search") as span:
-        retrieved = search(
-            req.query,
-            req.principal,
-            req.filters,
-            collection=req.collection,
-            store=runtime.store,
-            encoders=models.encoders,
-            reranker=models.reranker,
-            params=params,
-        )
-        trace_id = format(span.get_span_context().trace_id, "032x")
+    retrieved, trace_id = retrieve(req, runtime, span="mcp.search")
     hits = [
         SearchHit(
             rank=rank,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from assembler import tokens, trim, untrusted
+from assembler import trim, untrusted
 from assembler.policy import PolicyError, load_policy
 from assembler.policy_schema import Policy
 from assembler.rules.exclude import exclusion
@@ -115,11 +115,6 @@ CASES: dict[str, tuple[Callable[[int], str], Callable[[str], object], int]] = {
     "delimiter escaping (assembler.untrusted)": (
         lambda n: "<" + " " * n + "x",
         untrusted.escape_delimiters,
-        20_000,
-    ),
-    "word count (assembler.tokens)": (
-        lambda n: "a" + "\n" * n + "\n/",
-        lambda text: tokens._BREAKS_BEFORE_SLASH.sub("/", text),
         20_000,
     ),
     "trim boundaries (assembler.trim, re: linear by its form)": (

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
 from core.errors import InvalidInputError
+from tests.bench.loader import load_bench
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -31,12 +30,7 @@ QUESTIONS = {
 
 
 def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_compare", REPO / "bench/compare.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_compare"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("compare")
 
 
 @pytest.fixture(scope="module")

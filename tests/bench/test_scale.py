@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.loader import load_bench
 
 
 def _module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("bench_scale", REPO / "bench/scale.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_scale"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("scale")
 
 
 def test_scale_writes_sane_report(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ baseline when a change is meant to move the numbers (eval/README.md says how).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,20 +28,12 @@ PINNED = (
     "bm25_language", "dense_limit", "bm25_limit", "rrf_k", "rerank_top_n",
 )  # fmt: skip
 
-pytestmark = pytest.mark.skipif(
-    not (SCIFACT / "corpus.jsonl").exists(), reason=f"SciFact is not at {SCIFACT}"
-)
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """One torch thread: one query at a time on a shared 2-core machine, a second only spins."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [
+    pytest.mark.usefixtures("one_torch_thread"),
+    pytest.mark.skipif(
+        not (SCIFACT / "corpus.jsonl").exists(), reason=f"SciFact is not at {SCIFACT}"
+    ),
+]
 
 
 def test_ci_subset_runs_every_stage_and_passes_the_gate(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,8 @@ from retrieval.rerank import CrossEncoderReranker
 from retrieval.types import RetrievalParams
 from tests.reranker_model import build_test_cross_encoder
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 DOCS = {
     "d1": ("Aspirin", "Aspirin lowers the risk of heart attacks in adults over fifty."),
     "d2": ("Statins", "Statins reduce cholesterol and cardiovascular mortality."),
@@ -27,16 +29,6 @@ DOCS = {
 }
 QUERIES = {"1": "does aspirin prevent heart attacks", "2": "coffee and diabetes risk"}
 QRELS = [("1", "d1"), ("2", "d5"), ("2", "d6")]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture

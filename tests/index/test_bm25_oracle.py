@@ -44,6 +44,8 @@ from index.edge import EdgeStore
 from index.encoders import Bm25Params, SparseEncoder
 from index.schema import Filter, HybridQuery, MatchValue, PointRecord, point_id
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # The oracle's corpus: tenant "acme". Short, overlapping vocabulary, repeated terms (tf > 1).
 ACME = [
     "Queues store messages until a consumer acknowledges them.",
@@ -134,17 +136,6 @@ class Doc:
 DOCS = [Doc(f"acme-{i:02d}", "acme", t) for i, t in enumerate(ACME)] + [
     Doc(f"globex-{i:02d}", "globex", t) for i, t in enumerate(GLOBEX)
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """One torch thread for this module (a second one only spins on a small shared machine)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def token_stream(sparse: SparseEncoder, text: str) -> list[int]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,6 +10,8 @@ import numpy as np
 import pytest
 
 from index.encoders import Bm25Params, SparseEncoder, _checked
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 TEXTS = [
     "The maximum message size is 256 KiB.",
@@ -21,17 +22,6 @@ TEXTS = [
         "receive count, written so that the batch holds texts of very different lengths."
     ),
 ]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """One torch thread for this module (a second one only spins on a small shared machine)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_dense_vectors_are_normalized_with_the_models_dimension(encoders: Any) -> None:

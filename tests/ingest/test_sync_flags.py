@@ -8,8 +8,8 @@ from pydantic import ValidationError
 
 from ingest import FieldMapping, SourceSpec, SyncOptions
 from ingest.sync import SyncReport, WithheldDeletion
+from service.api.admin_schemas import IngestRequest
 from service.api.routes.admin import _specs
-from service.api.schemas import IngestRequest
 from service.handoff import job_body
 
 

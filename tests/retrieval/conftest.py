@@ -23,18 +23,8 @@ BACKENDS = ["edge", "client-local"]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """One torch thread while these modules run, restored afterwards.
-
-    These tests encode one short query at a time; on a small shared machine a second thread
-    only spins (measured: ~70 ms vs ~500 ms per query encode with 2 cores oversubscribed).
-    """
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_torch_thread(one_torch_thread: None) -> None:
+    """These tests encode one short query at a time: one torch thread (see tests/conftest.py)."""
 
 
 @pytest.fixture(scope="session")

@@ -73,45 +73,39 @@ _COUNT = (
 )
 
 
-def _offline_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+def _count_offline(cwd: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Count tokens in a fresh process with no tiktoken variable and an empty temp folder:
+    tiktoken's own fallback cache lives there, so only the setting can supply the BPE file
+    (this machine has no internet to fetch it)."""
     env = {
         k: v
         for k, v in os.environ.items()
         if not k.startswith(("RAGCTX_", "TIKTOKEN_", "DATA_GYM_"))
     }
-    # tiktoken's own fallback cache lives under the temp folder: an empty one here, so only the
-    # setting can supply the BPE file (this machine has no internet to fetch it).
-    env["TMPDIR"] = str(tmp_path)
-    return {**env, **extra}
+    env.update(TMPDIR=str(tmp_path), PYTHONPATH=str(ROOT))
+    return subprocess.run(
+        [sys.executable, "-c", _COUNT],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_the_tiktoken_setting_loads_encodings_without_internet(tmp_path: Path) -> None:
     work = tmp_path / "work"
     work.mkdir()
     (work / "ragctx.toml").write_text(f'tiktoken_cache_dir = "{BPE}"\n')
-    done = subprocess.run(
-        [sys.executable, "-c", _COUNT],
-        cwd=work,
-        env=_offline_env(tmp_path, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _count_offline(work, tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "2"
 
 
 def test_without_the_setting_the_encoding_error_says_what_to_set(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", _COUNT],
-        cwd=tmp_path,
-        env=_offline_env(tmp_path, PYTHONPATH=str(ROOT)),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _count_offline(tmp_path, tmp_path)
     assert done.returncode != 0
-    assert "TIKTOKEN_CACHE_DIR" in done.stderr
+    assert "RAGCTX_TIKTOKEN_CACHE_DIR" in done.stderr
 
 
 def _imports(path: Path) -> set[str]:

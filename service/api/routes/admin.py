@@ -14,8 +14,9 @@ from fastapi import APIRouter, Request
 from core.errors import ForbiddenError, InvalidInputError
 from index.schema import validate_collection_name
 from ingest import Partition, SourceSpec, SyncOptions
+from service.api.admin_schemas import IngestRequest, JobOut
 from service.api.deps import AdminKeyDep, RuntimeDep, audit_record
-from service.api.schemas import ErrorOut, IngestRequest, JobOut
+from service.api.schemas import ErrorOut
 from service.auth import ApiKey
 from service.errors import NotReadyError, UnknownJobError
 from service.ingest_roots import check_source
