@@ -252,8 +252,9 @@ def _served(
     from assembler import assemble, tiktoken_counter
     from assembler.policy import load_policy
     from core.types import Principal
-    from retrieval.hybrid import _rerank_text, search
-    from service.context import retrieval_params
+    from eval.runner import searcher
+    from retrieval.hybrid import _rerank_text
+    from service.wiring import retrieval_params
 
     policy_dir = Path(settings.policy_dir)
     policy_dir = policy_dir if policy_dir.is_absolute() else REPO / policy_dir
@@ -265,18 +266,8 @@ def _served(
         with_vectors=policy.dedupe.enabled and policy.dedupe.dense_threshold is not None,
     )
     counter = tiktoken_counter(settings.chunk_encoding)
-    principal = Principal(tenant="eval", groups=(), name="eval")
-
-    def retrieve(text: str) -> Any:
-        return search(
-            text,
-            principal,
-            collection=collection,
-            store=store,
-            encoders=encoders,
-            reranker=reranker,
-            params=params,
-        )
+    principal = Principal(tenant="eval", groups=(), name="eval")  # as eval.runner.searcher asks
+    retrieve = searcher(store, collection, encoders, reranker, params, tenant="eval")
 
     def pack_for(got: Any) -> Any:
         return assemble(

@@ -12,11 +12,7 @@ C = "docs"
 
 def small_chunker(encoders: Any) -> Chunker:
     """Small chunks, so that a few short documents make several points each."""
-    return Chunker(
-        ChunkingParams(chunk_tokens=64, overlap_tokens=8),
-        max_model_tokens=encoders.dense.max_tokens,
-        model_token_count=encoders.dense.count_tokens,
-    )
+    return Chunker.for_encoder(ChunkingParams(chunk_tokens=64, overlap_tokens=8), encoders.dense)
 
 
 def run_sync(

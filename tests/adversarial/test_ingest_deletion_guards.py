@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,21 +21,9 @@ import pytest
 from core.errors import InvalidInputError
 from index.edge import EdgeStore
 from ingest import Chunker, SourceSpec
-from tests.adversarial.ingest_helpers import C, held_docs, run_sync, small_chunker, write_md
+from tests.adversarial.ingest_helpers import C, held_docs, run_sync, write_md
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EdgeStore]:
-    s = EdgeStore(tmp_path / "store")
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def chunker(encoders: Any) -> Chunker:
-    return small_chunker(encoders)
 
 
 def doc_ids(store: EdgeStore) -> set[str]:

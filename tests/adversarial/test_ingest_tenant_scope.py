@@ -7,27 +7,12 @@ the source name alone, and a document's own metadata decided its tenant and grou
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from index.edge import EdgeStore
 from ingest import Chunker, SourceSpec
-from tests.adversarial.ingest_helpers import C, held_docs, run_sync, small_chunker, write_md
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[EdgeStore]:
-    s = EdgeStore(tmp_path / "store")
-    yield s
-    s.close()
-
-
-@pytest.fixture(scope="module")
-def chunker(encoders: Any) -> Chunker:
-    return small_chunker(encoders)
+from tests.adversarial.ingest_helpers import C, held_docs, run_sync, write_md
 
 
 def test_two_tenants_sources_of_one_name_never_touch_each_other(
