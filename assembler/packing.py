@@ -102,19 +102,14 @@ class Costing:
         opening, closing = render.list_frame(self.fmt)
         return self.counter.count(opening) + self.counter.count(closing)
 
-    def cost(self, item: ContextItem, room: int) -> int:
-        """Tokens of the item's block and citation line, counted until they exceed ``room``.
+    def cost(self, item: ContextItem) -> int:
+        """Tokens of the item's block and citation line: the body's count (``item.tokens``) and
+        one count of its frame, the header, the closing delimiter and the citation line.
 
-        The body's count (``item.tokens``), then each part of its frame: the header, the
-        closing delimiter, the citation line. A chunk that does not fit is mostly left out
-        before its whole frame is counted; a result above ``room`` may be only part of it.
+        An estimate (counts do not add up exactly across joins): the one exact count of the
+        rendered context after packing is what keeps the budget.
         """
-        cost = item.tokens
-        for part in self._frame(item):  # rendered one by one: the later ones may not be needed
-            if cost > room:
-                break
-            cost += self.counter.count(part)
-        return cost
+        return item.tokens + self.counter.count("".join(self._frame(item)))
 
     def _frame(self, item: ContextItem) -> Iterator[str]:
         """The item's header, closing delimiter and citation line (if the list is on)."""
@@ -293,7 +288,7 @@ class Packer:
         if self.over(entry, body_tokens):
             return False
         item = item_of(entry, text, extra_flags, body_tokens)
-        cost = self.costing.cost(item, self.remaining)
+        cost = self.costing.cost(item)
         if self.over(entry, cost):
             return False
         signals = self.admission.injection(text)
@@ -305,7 +300,7 @@ class Packer:
                 return False
             self.admission.screens.injection_flagged += 1
             item = replace(item, flags=(INJECTION_FLAG, *extra_flags))
-            cost = self.costing.cost(item, self.remaining)  # the flag shows in the header
+            cost = self.costing.cost(item)  # the flag shows in the header
             if self.over(entry, cost):
                 return False
         # Last, the duplicate check: it costs the most, and only a chunk that fits needs it.

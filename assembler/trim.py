@@ -53,7 +53,7 @@ def _fits_in(packer: Packer, entry: Ranked) -> Callable[[str], bool]:
         body = costing.body(entry.candidate, prefix)
         if body < least or body > room:
             return False
-        return costing.cost(item_of(entry, prefix, (TRIMMED_FLAG,), body), room) <= room
+        return costing.cost(item_of(entry, prefix, (TRIMMED_FLAG,), body)) <= room
 
     return fits
 
