@@ -7,6 +7,7 @@ ends with a newline. The assembler counts the rendered context as a whole (see
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Sequence
 from datetime import datetime
@@ -31,9 +32,8 @@ def _one_line(value: str) -> str:
 
 def _attribute(value: str) -> str:
     value = _one_line(value)
-    if "&" in value or '"' in value or "<" in value or ">" in value:
-        value = value.replace("&", "&amp;").replace('"', "&quot;")
-        value = value.replace("<", "&lt;").replace(">", "&gt;")
+    # & < > and the attribute's own quote; an apostrophe stays as it is (double-quoted values)
+    value = html.escape(value, quote=False).replace('"', "&quot;")
     return escape_delimiters(value)  # the look-alike brackets
 
 

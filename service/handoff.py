@@ -277,7 +277,7 @@ def ingest_via_server(
     if settings.qdrant_url is not None:
         return None
     if admin_key is None:
-        configured: Any = getattr(settings, "admin_key", None)
+        configured = settings.admin_key
         admin_key = configured.get_secret_value() if configured is not None else None
     return submit_to_server(
         settings.qdrant_path,
