@@ -309,12 +309,15 @@ def to_response(
     )
 
 
+def _in_order(retrieved: Retrieved, stage: Stage) -> list[tuple[int, Candidate]]:
+    """The candidates ``stage`` ranked, with their rank there, in its order."""
+    return sorted((c.stages[stage].rank, c) for c in retrieved.candidates if stage in c.stages)
+
+
 def _ranked(retrieved: Retrieved, stage: Stage) -> list[CandidateOut]:
-    """The candidates ``stage`` ranked, in its order."""
-    ranked = sorted((c.stages[stage].rank, c) for c in retrieved.candidates if stage in c.stages)
     return [
         CandidateOut(chunk_id=c.chunk_id, doc_id=c.doc_id, rank=r, score=c.stages[stage].score)
-        for r, c in ranked
+        for r, c in _in_order(retrieved, stage)
     ]
 
 
@@ -354,15 +357,23 @@ def audit_answer(record: AuditRecord, answer: Answer) -> None:
 def trace_record(req: Prepared, answer: Answer, *, route: str) -> TraceRecord:
     """What the trace store keeps of one answer: the request, every stage's ranked candidates,
     what was packed and dropped (with reasons and flags), the policy and the timings."""
-    response = answer.response
-    stages: dict[str, Any] = {}
-    for stage in RETRIEVAL_STAGES:
-        info = answer.retrieved.stages[stage]
-        stages[stage.value] = {
-            "active": info.active,
-            "note": info.note,
-            "candidates": [c.model_dump() for c in _ranked(answer.retrieved, stage)],
+    retrieved, pack, response = answer.retrieved, answer.pack, answer.response
+    stages: dict[str, Any] = {
+        stage.value: {
+            "active": retrieved.stages[stage].active,
+            "note": retrieved.stages[stage].note,
+            "candidates": [
+                {
+                    "chunk_id": c.chunk_id,
+                    "doc_id": c.doc_id,
+                    "rank": r,
+                    "score": c.stages[stage].score,
+                }
+                for r, c in _in_order(retrieved, stage)
+            ],
         }
+        for stage in RETRIEVAL_STAGES
+    }
     stages["pinned"] = [{"chunk_id": c.chunk_id, "doc_id": c.doc_id} for c in answer.pinned]
     policy = response.policy
     return TraceRecord(
@@ -384,13 +395,36 @@ def trace_record(req: Prepared, answer: Answer, *, route: str) -> TraceRecord:
         stages=stages,
         pack={
             "items": [
-                item.model_dump(include={"chunk_id", "doc_id", "tokens", "flags", "pinned"})
-                for item in response.items
+                {
+                    "chunk_id": i.chunk_id,
+                    "doc_id": i.doc_id,
+                    "tokens": i.tokens,
+                    "flags": list(i.flags),
+                    "pinned": i.pinned,
+                }
+                for i in pack.items
             ],
-            "dropped": [d.model_dump(mode="json") for d in response.dropped],
-            "tokens": response.tokens,
-            "budget_tokens": response.budget_tokens,
-            "steps": [s.model_dump() for s in response.trace.stages["context"].steps or ()],
+            "dropped": [
+                {
+                    "chunk_id": d.chunk_id,
+                    "doc_id": d.doc_id,
+                    "reason": d.reason.value,
+                    "detail": d.detail,
+                }
+                for d in pack.dropped
+            ],
+            "tokens": pack.tokens,
+            "budget_tokens": pack.budget,
+            "steps": [
+                {
+                    "step": s.step,
+                    "count_in": s.count_in,
+                    "count_out": s.count_out,
+                    "ms": s.ms,
+                    "notes": list(s.notes),
+                }
+                for s in pack.trace
+            ],
         },
         timings_ms=response.trace.timings_ms,
         policy_version=f"{policy.name}@{policy.version}",
