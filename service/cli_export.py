@@ -59,6 +59,12 @@ def export_command(
     verdicts = parse_verdicts(split_values(verdict))
     check_out(out, force=force)  # before any store is opened
     settings = wiring.load_settings(trace_db=db)
+    if settings.qdrant_url is None and not settings.qdrant_path.is_dir():
+        raise InvalidInputError(
+            f"the embedded store {str(settings.qdrant_path)!r} does not exist; point "
+            "RAGCTX_QDRANT_PATH (or RAGCTX_QDRANT_URL) at the store that served the traces",
+            field="qdrant_path",
+        )
     with (
         open_trace_db(db) as traces,
         wiring.opened_store(settings, owner="ragctx eval export") as store,

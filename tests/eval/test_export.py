@@ -270,6 +270,10 @@ def test_the_out_folder_is_never_overwritten_unasked(
     assert "is a file" in capsys.readouterr().err
     assert ragctx(monkeypatch, "eval", "export", "--out", str(world["tmp"] / "n")) == 2
     assert "--from-traces" in capsys.readouterr().err
+    monkeypatch.setenv("RAGCTX_QDRANT_PATH", str(world["tmp"] / "no-store"))
+    assert export(monkeypatch, world["tmp"] / "n", "--tenant", "acme") == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not (world["tmp"] / "no-store").exists()
 
 
 def test_no_relevant_current_document_left_is_refused(
