@@ -82,11 +82,13 @@ def _trace(
 BOTH_DBS = pytest.mark.parametrize("trace_url", ["sqlite", "postgresql"], indirect=True)
 
 
-@pytest.fixture
-def trace_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def trace_url(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
     """A fresh trace database: SQLite, or (``BOTH_DBS``) also the throwaway PostgreSQL."""
     if getattr(request, "param", "sqlite") == "sqlite":
-        yield f"sqlite:///{tmp_path / 'traces.sqlite3'}"
+        yield f"sqlite:///{tmp_path_factory.mktemp('traces') / 'traces.sqlite3'}"
         return
     base: str = request.getfixturevalue("postgres_url")
     name = f"export_{abs(hash(request.node.nodeid)) % 10**9}"
@@ -95,17 +97,17 @@ def trace_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     _psql(admin, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
-@pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trace_url: str) -> dict[str, Any]:
-    """acme's and globex's documents in an Edge store, their judged traces in the trace DB."""
-    monkeypatch.chdir(tmp_path)  # no ragctx.toml of the repository
-    store_path = tmp_path / "qdrant"
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory: pytest.TempPathFactory, trace_url: str) -> dict[str, Any]:
+    """acme's and globex's documents in an Edge store, their judged traces in the trace DB
+    (read only by the tests: each exports into its own folder)."""
+    store_path = tmp_path_factory.mktemp("export") / "qdrant"
     edge = EdgeStore(store_path)
     edge.create_collection("docs", dense_dim=4, meta={})
     edge.upsert("docs", [p for d, (t, text) in DOCS.items() for p in _chunks(d, t, text)])
+    edge.upsert("docs", _chunks("a4", "acme", "A document deleted after it was judged."))
+    edge.delete("docs", [point_id("acme", "src", "a4", "h1", i) for i in range(2)])
     edge.close()
-    monkeypatch.setenv("RAGCTX_QDRANT_PATH", str(store_path))
-    monkeypatch.setenv("RAGCTX_TRACE_DB", trace_url)
     traces = TraceStore(trace_url)
     traces.upgrade()
     traces.write(
@@ -115,6 +117,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trace_url: str) -> di
             _trace("t3", "acme", ["a2"]),
             _trace("t5", "acme", ["a1"]),  # never judged: never exported
             _trace("g1", "globex", ["g1"]),
+            _trace("x1", "initech", ["a1"]),
         ]
     )
     TraceStore(trace_url, store_text=False).write([_trace("t4", "acme", ["a1"])])
@@ -128,14 +131,27 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trace_url: str) -> di
     fb("acme", "t1", "edited", [{"doc_id": "a2", "label": "relevant"}])
     fb("acme", "t2", "accepted")  # no judgments: the packed, unpinned documents are relevant
     fb("acme", "t3", "rejected", [
-        {"doc_id": "gone", "label": "relevant"},  # deleted since (never in the store here)
+        {"doc_id": "a4", "label": "relevant"},  # deleted since
         {"chunk_id": "no-such-chunk", "label": "missing"},
         {"doc_id": "a2", "label": "relevant"},
     ])  # fmt: skip
     fb("acme", "t4", "accepted", [{"doc_id": "a1", "label": "relevant"}])
     fb("globex", "g1", "accepted", [{"doc_id": "g1", "label": "relevant"}])
+    # initech holds no document: nothing of it can be evaluated
+    fb("initech", "x1", "rejected", [{"doc_id": "a1", "label": "not_relevant"}])
     traces.close()
-    return {"tmp": tmp_path, "url": trace_url}
+    return {"store": store_path, "url": trace_url}
+
+
+@pytest.fixture
+def world(
+    stores: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> dict[str, Any]:
+    """The stores of the module as the CLI's settings, and this test's own folder."""
+    monkeypatch.chdir(tmp_path)  # no ragctx.toml of the repository
+    monkeypatch.setenv("RAGCTX_QDRANT_PATH", str(stores["store"]))
+    monkeypatch.setenv("RAGCTX_TRACE_DB", stores["url"])
+    return {"tmp": tmp_path, **stores}
 
 
 def ragctx(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
@@ -180,8 +196,8 @@ def test_export_writes_a_beir_folder_that_loads(
         ("t3", "a2"): 1,
     }
     deleted = {(d["trace_id"], d["doc_id"], d["chunk_id"], d["label"]) for d in got["deleted"]}
-    assert deleted == {("t3", "gone", None, "relevant"), ("t3", None, "no-such-chunk", "missing")}
-    assert "gone" in captured.err and "no-such-chunk" in captured.err  # printed, too
+    assert deleted == {("t3", "a4", None, "relevant"), ("t3", None, "no-such-chunk", "missing")}
+    assert "document a4" in captured.err and "no-such-chunk" in captured.err  # printed, too
     report = json.loads((out / "export-report.json").read_text("utf-8"))
     assert report["deleted"] == got["deleted"]
     corpus = [json.loads(line) for line in (out / "corpus.jsonl").read_text("utf-8").splitlines()]
@@ -204,9 +220,14 @@ def test_verdicts_choose_the_feedback_used(
     assert {q for q, _ in qrels} == {"t1", "t2"}
     out = world["tmp"] / "rejected"
     capsys.readouterr()
-    assert export(monkeypatch, out, "--verdict", "rejected,edited", "--json") == 0
+    args = ("--verdict", "rejected", "--verdict", "edited", "--tenant", "acme", "--json")
+    assert export(monkeypatch, out, *args) == 0
     assert json.loads(capsys.readouterr().out)["queries"] == 2
     assert {q for q, _ in _qrels(out)} == {"t1", "t3"}
+    # Only acme's traces have an edit: its tenant needs no --tenant.
+    assert export(monkeypatch, world["tmp"] / "edited", "--verdict", "edited", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["tenant"] == "acme"
+    assert _qrels(world["tmp"] / "edited") == {("t1", "a2"): 1}
 
 
 @BOTH_DBS
@@ -223,7 +244,7 @@ def test_another_tenants_traces_and_documents_are_never_exported(
     capsys.readouterr()
     assert export(monkeypatch, world["tmp"] / "both") == 2
     err = capsys.readouterr().err
-    assert "acme, globex" in err and "--tenant" in err
+    assert "acme, globex, initech" in err and "--tenant" in err
     assert not (world["tmp"] / "both").exists()
 
 
@@ -236,7 +257,7 @@ def test_another_tenants_traces_and_documents_are_never_exported(
         (["--verdict", "liked"], "--verdict 'liked'"),
         (["--verdict", "accepted,meh"], "--verdict 'meh'"),
         (["--collection", "nope"], "no trace with feedback matches"),
-        (["--tenant", "initech"], "no trace with feedback matches"),
+        (["--tenant", "nobody"], "no trace with feedback matches"),
         (["--since", "1h", "--tenant", "nobody"], "tenant 'nobody'"),
         (["--db", "mysql://x/y"], "only sqlite:/// and postgresql://"),
     ],
@@ -279,9 +300,5 @@ def test_the_out_folder_is_never_overwritten_unasked(
 def test_no_relevant_current_document_left_is_refused(
     world: dict[str, Any], monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    traces = TraceStore(world["url"])
-    traces.write([_trace("x1", "initech", ["a1"])])
-    traces.add_feedback("initech", "x1", "rejected", [{"doc_id": "a1", "label": "not_relevant"}])
-    traces.close()
     assert export(monkeypatch, world["tmp"] / "none", "--tenant", "initech") == 2
     assert "nothing can be evaluated" in capsys.readouterr().err.replace("\n", " ")
