@@ -19,7 +19,8 @@ folder, what :func:`eval.load_dataset` reads and ``ragctx eval`` runs:
 
 A judged document that the collection no longer holds is *reported* (in the result, the
 report file, and by the CLI), and left out of the qrels: a judgment that no run can retrieve
-would only lower recall. A query left without any relevant document is reported too.
+would only lower recall. A query left without any relevant document is reported too, and so
+is a document whose id holds a tab or a line break (no BEIR qrels line can name it).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ VERDICTS: tuple[str, ...] = ("accepted", "edited", "rejected")
 REPORT = "export-report.json"
 MAX_TRACES = 100_000  # per verdict; more must be cut with --since
 _RELATIVE = re.compile(r"^\s*(\d+)\s*([dh])\s*$")
+_UNWRITABLE = re.compile(r"[\t\r\n]")  # no TSV line can hold such an id
 _SCORES = {"relevant": 1, "missing": 1, "not_relevant": 0}
 _DOC_FIELDS = ("doc_id", "doc_hash", "title", "chunk_index", "chunk_count", "char_start", "text")
 
@@ -81,6 +83,7 @@ class ExportResult:
     no_text: list[str] = field(default_factory=list)  # trace ids recorded without query text
     no_relevant: list[str] = field(default_factory=list)  # trace ids left without a relevant doc
     deleted: list[DeletedJudgment] = field(default_factory=list)
+    unwritable: list[str] = field(default_factory=list)  # doc ids with a tab or line break
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -310,8 +313,10 @@ def export_from_traces(
             field="collection",
             value=collection,
         )
-    docs = current_documents(store, collection, tenant)
+    current = current_documents(store, collection, tenant)
+    docs = {d: doc for d, doc in current.items() if not _UNWRITABLE.search(d)}
     result = ExportResult(out=str(out), tenant=tenant, collection=collection)
+    result.unwritable = sorted(set(current) - set(docs))
     result.traces = len(selected)
     queries: list[tuple[str, str]] = []
     qrels: list[tuple[str, str, int]] = []
@@ -339,7 +344,7 @@ def export_from_traces(
         result.deleted += [
             DeletedJudgment(trace["id"], label, doc_id=doc)
             for doc, label in sorted(labels.items())
-            if doc not in docs
+            if doc not in current
         ]
         if not trace.get("query"):
             result.no_text.append(trace["id"])

@@ -94,6 +94,11 @@ def export_command(
         err_console.print(
             f"skipped trace {trace_id}: no relevant current document", highlight=False
         )
+    for doc_id in result.unwritable:
+        err_console.print(
+            f"[yellow]left out[/yellow]: document {doc_id!r}, its id holds a tab or a line break",
+            highlight=False,
+        )
     for d in result.deleted:
         item = f"document {d.doc_id}" if d.doc_id else f"chunk {d.chunk_id} (no document known)"
         err_console.print(

@@ -106,6 +106,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory, trace_url: str) -> dict[str
     edge.create_collection("docs", dense_dim=4, meta={})
     edge.upsert("docs", [p for d, (t, text) in DOCS.items() for p in _chunks(d, t, text)])
     edge.upsert("docs", _chunks("a4", "acme", "A document deleted after it was judged."))
+    edge.upsert("docs", _chunks("bad\tid", "acme", "An id no qrels line can hold."))
     edge.delete("docs", [point_id("acme", "src", "a4", "h1", i) for i in range(2)])
     edge.close()
     traces = TraceStore(trace_url)
@@ -127,6 +128,7 @@ def stores(tmp_path_factory: pytest.TempPathFactory, trace_url: str) -> dict[str
         {"chunk_id": chunk_of("a1", 1), "label": "relevant"},
         {"doc_id": "a2", "label": "not_relevant"},
         {"doc_id": "a3", "label": "missing"},
+        {"doc_id": "bad\tid", "label": "relevant"},
     ])  # fmt: skip
     fb("acme", "t1", "edited", [{"doc_id": "a2", "label": "relevant"}])
     fb("acme", "t2", "accepted")  # no judgments: the packed, unpinned documents are relevant
@@ -188,6 +190,7 @@ def test_export_writes_a_beir_folder_that_loads(
         3,
     )
     assert got["no_text"] == ["t4"] and got["no_relevant"] == []
+    assert got["unwritable"] == ["bad\tid"] and "'bad\\tid'" in captured.err
     assert _qrels(out) == {
         ("t1", "a1"): 1,  # its chunk judged relevant
         ("t1", "a2"): 1,  # not relevant, then relevant in the newer (edited) feedback
