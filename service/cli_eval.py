@@ -6,6 +6,7 @@ Registered by ``service.cli`` as ``app.add_typer(eval_app, name="eval")``::
     ragctx eval gate --baseline FILE [--current FILE] [--max-drop 0.01] [--max-p 0.01]
     ragctx eval subset SOURCE_DIR DEST_DIR [--queries 40] [--other-docs 200]
     ragctx eval injection [--split test|dev] [--data FILE] [--json]   # the injection screen
+    ragctx eval export --from-traces --out DIR [--tenant T] [--since 7d] [--verdict V] [--json]
 
 Exit codes: 0 ok, 1 a failed gate or documents that failed to ingest, 2 bad usage or input.
 """
@@ -22,6 +23,8 @@ from rich.console import Console
 from rich.table import Table
 from typer import _click
 from typer.core import TyperGroup
+
+from service.cli_export import export_command
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -196,6 +199,9 @@ def subset_command(
 
     out = subset(source, dest, queries=queries, other_docs=other_docs, seed=seed)
     err_console.print(f"wrote {out}", highlight=False)
+
+
+eval_app.command("export")(export_command)
 
 
 @eval_app.command("injection")

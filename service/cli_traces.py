@@ -44,7 +44,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 
 @contextmanager
-def _open(db: str | None) -> Iterator[TraceStore]:
+def open_trace_db(db: str | None) -> Iterator[TraceStore]:
+    """The trace store of ``--db`` or the settings; its errors as usage (2) or unavailable (1)."""
     from sqlalchemy.exc import SQLAlchemyError
 
     from service.wiring import load_settings, trace_db_url, trace_store
@@ -104,7 +105,7 @@ def list_traces(
     if not 1 <= limit <= MAX_LISTED:
         raise InvalidInputError(f"--limit {limit}: use 1 to {MAX_LISTED}")
     start = _since(since)
-    with _open(db) as store:
+    with open_trace_db(db) as store:
         traces = store.list(tenant, since=start, limit=limit)
     if as_json:
         sys.stdout.write(json.dumps({"traces": traces}, ensure_ascii=False) + "\n")
@@ -151,7 +152,7 @@ def purge(
         )
     cutoff = datetime.now(UTC) - timedelta(days=days)
     scope = f"tenant {tenant!r}" if tenant else "every tenant"
-    with _open(db) as store:
+    with open_trace_db(db) as store:
         doomed = store.count_older(older_than=cutoff, tenant=tenant)
         if doomed and not yes:
             if not sys.stdin.isatty():
