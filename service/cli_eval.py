@@ -7,6 +7,7 @@ Registered by ``service.cli`` as ``app.add_typer(eval_app, name="eval")``::
     ragctx eval subset SOURCE_DIR DEST_DIR [--queries 40] [--other-docs 200]
     ragctx eval injection [--split test|dev] [--data FILE] [--json]   # the injection screen
     ragctx eval replay --from-traces [--tenant T] [--since ISO] [--limit N] [--policy NAME]
+    ragctx eval failures [--tenant T] [--since ISO] [--reports DIR] [--json]   # from traces
 
 Exit codes: 0 ok, 1 a failed gate or documents that failed to ingest, 2 bad usage or input.
 """
@@ -493,3 +494,60 @@ def _print_replay(diffs: list[TraceDiff], counts: dict[str, int]) -> None:
         + f", {counts['error']} failed",
         highlight=False,
     )
+
+
+@eval_app.command("failures")
+def failures_command(
+    *,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's traces.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only traces from this time on (ISO 8601; naive is UTC).")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(help="At most this many judged traces per verdict, newest first.")
+    ] = 10_000,
+    reports: Annotated[
+        Path, typer.Option(help="Reports folder: failures.png, failures.md.")
+    ] = DEFAULT_REPORTS,
+    save: Annotated[bool, typer.Option(help="Write the plot and table.")] = True,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Trace store URL (default: RAGCTX_TRACE_DB).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Failure categories of the judged traces, counted per day, tenant and policy version, into
+    the quality history (failures.png, failures.md)."""
+    from core.errors import InvalidInputError
+    from eval.failures import CATEGORIES, count_failures, write_failures
+    from service.cli_traces import MAX_LISTED, _open, _since
+    from service.traces import VERDICTS
+
+    if not 1 <= limit <= MAX_LISTED:
+        raise InvalidInputError(f"--limit {limit}: use 1 to {MAX_LISTED}")
+    start = _since(since)
+    with _open(db) as store:
+        by_id = {
+            t["id"]: t
+            for verdict in VERDICTS
+            for t in store.list(tenant, since=start, verdict=verdict, limit=limit)
+        }
+    rows = count_failures(list(by_id.values()))
+    if save:
+        png, table = write_failures(rows, reports)
+        err_console.print(f"failures: {png} and {table}", highlight=False)
+    if as_json:
+        sys.stdout.write(json.dumps({"rows": [r.to_dict() for r in rows]}) + "\n")
+        return
+    out = Table(title="ragctx eval failures: judged traces per day, tenant and policy version")
+    for col in ("day", "tenant", "policy", "judged", *CATEGORIES):
+        out.add_column(col, justify="right" if col in CATEGORIES or col == "judged" else "left")
+    for r in rows:
+        out.add_row(
+            r.day,
+            r.tenant,
+            r.policy_version,
+            str(r.traces),
+            *(str(r.counts[c]) for c in CATEGORIES),
+        )
+    out_console.print(out)
+    err_console.print(f"{sum(r.traces for r in rows)} judged traces", highlight=False)
