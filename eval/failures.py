@@ -111,6 +111,7 @@ def plot_failures(rows: list[FailureRow], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     panels = sorted({(r.tenant, r.policy_version) for r in rows}) or [("(no judged traces)", "")]
     fig, axes = plt.subplots(
@@ -126,6 +127,9 @@ def plot_failures(rows: list[FailureRow], path: Path) -> None:
         ax.set_title(f"{tenant} {version}: failures per category (judged traces)")
         ax.set_xlabel("day (judged traces)")
         ax.set_xticks(xs, [f"{r.day}\n{r.traces}" for r in mine], fontsize=7)
+        ax.set_ylabel("failures")
+        ax.set_ylim(bottom=0)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(alpha=0.3)
         if any(any(r.counts.values()) for r in mine):
             ax.legend(loc="upper left", fontsize=8)
