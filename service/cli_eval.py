@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -474,21 +474,33 @@ def replay_command(
 
 
 def _print_replay(diffs: list[TraceDiff], counts: dict[str, int]) -> None:
+    def chunk(entry: dict[str, Any]) -> str:
+        return f"{entry.get('doc_id') or '?'} {str(entry['chunk_id'])[:8]}"
+
     table = Table(title="ragctx eval replay: the packed context now vs recorded")
-    for col in ("trace", "tenant", "status", "added", "removed (reason)", "reordered", "tokens"):
-        table.add_column(col)
+    for col in ("trace", "tenant", "policy", "status", "added @pos", "removed (reason)"):
+        table.add_column(col, no_wrap=col in ("trace", "status"))
+    table.add_column("reordered")
+    table.add_column("tokens", justify="right", no_wrap=True)
     for d in diffs:
         tokens = "" if d.token_change is None else f"{d.tokens_before}→{d.tokens_after}"
+        policy = d.policy_before or "?"
+        if d.policy_after and d.policy_after != d.policy_before:
+            policy += f"→{d.policy_after}"
         table.add_row(
             d.trace_id[:12],
             d.tenant,
-            d.status if d.error is None else f"{d.status}: {d.error}",
-            "\n".join(f"+{a['chunk_id']} @{a['position']}" for a in d.added),
-            "\n".join(f"-{r['chunk_id']} ({r['reason']})" for r in d.removed),
-            "\n".join(f"{r['chunk_id']} {r['old']}→{r['new']}" for r in d.reordered),
+            policy,
+            d.status,
+            "\n".join(f"+{chunk(a)} @{a['position']}" for a in d.added),
+            "\n".join(f"-{chunk(r)} ({r['reason']})" for r in d.removed),
+            "\n".join(f"{chunk(r)} {r['old']}→{r['new']}" for r in d.reordered),
             tokens,
         )
     out_console.print(table)
+    for d in diffs:
+        if d.error is not None:
+            out_console.print(f"{d.status} {d.trace_id}: {d.error}", markup=False, highlight=False)
     err_console.print(
         ", ".join(f"{counts[k]} {k}" for k in ("traces", "unchanged", "changed", "skipped"))
         + f", {counts['error']} failed",

@@ -216,3 +216,39 @@ def test_cli_bad_input_exits_2_naming_it(
     base = [] if not args else ["--from-traces"]
     assert ragctx(monkeypatch, "eval", "replay", *base, *args) == 2
     assert named in capsys.readouterr().err.replace("\n", " ")
+
+
+def test_cli_a_trace_of_a_deleted_collection_is_reported_and_exits_1(
+    cli_env: Recorded,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from service.traces import TraceRecord
+
+    url = f"sqlite:///{tmp_path / 'gone.sqlite3'}"
+    db = TraceStore(url)
+    db.upgrade()
+    t = cli_env.traces[0]
+    db.write(
+        [
+            TraceRecord(
+                id="gone-1",
+                tenant="acme",
+                route="/v1/context",
+                collection="gone",
+                query=t["query"],
+                request={**t["request"], "collection": "gone"},
+                stages=t["stages"],
+                pack=t["pack"],
+                timings_ms={},
+                policy_version="default@1",
+            )
+        ]
+    )
+    db.close()
+    monkeypatch.setenv("RAGCTX_TRACE_DB", url)
+    assert ragctx(monkeypatch, "eval", "replay", "--from-traces") == 1
+    captured = capsys.readouterr()
+    assert "error gone-1:" in captured.out and "'gone'" in captured.out
+    assert "1 traces, 0 unchanged, 0 changed, 0 skipped, 1 failed" in captured.err
