@@ -106,12 +106,33 @@ def test_a_candidate_policy_shows_what_it_removes_and_why(
 
 
 def test_a_deleted_collection_and_a_trace_without_text_are_reported(
-    recorded: Recorded, models: Models
+    recorded: Recorded, models: Models, tmp_path: Path
 ) -> None:
     trace = recorded.traces[0]
     gone = {**trace, "collection": "gone", "request": {**trace["request"], "collection": "gone"}}
-    request = {k: v for k, v in trace["request"].items() if k != "query"}
-    hashed = {**trace, "query": None, "request": request}
+    # recorded with RAGCTX_TRACE_TEXT=false: the store keeps only the query's sha256
+    from service.traces import TraceRecord
+
+    blind = TraceStore(f"sqlite:///{tmp_path / 'blind.sqlite3'}", store_text=False)
+    blind.upgrade()
+    blind.write(
+        [
+            TraceRecord(
+                id="blind",
+                tenant="acme",
+                route="/v1/context",
+                collection=COLLECTION,
+                query=trace["query"],
+                request=trace["request"],
+                stages=trace["stages"],
+                pack=trace["pack"],
+                timings_ms={},
+            )
+        ]
+    )
+    hashed = blind.get("acme", "blind")
+    blind.close()
+    assert hashed is not None and hashed["query"] is None
     with local_runtime(recorded.settings, models) as runtime:
         missing = replay_trace(gone, runtime)
         skipped = replay_trace(hashed, runtime)
