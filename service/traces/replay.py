@@ -173,6 +173,8 @@ def replay_trace(
         return TraceDiff(**base, status="error", error=validation_message(err))
     except RagctxError as err:
         return TraceDiff(**base, status="error", error=str(err))
+    except (TypeError, ValueError) as err:  # a recorded field this code cannot read back
+        return TraceDiff(**base, status="error", error=f"unreadable recorded request: {err}")
     added, removed, reordered = diff_packs(
         recorded, answer.pack, {c.chunk_id for c in answer.retrieved.candidates}
     )

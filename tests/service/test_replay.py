@@ -135,8 +135,13 @@ def test_a_deleted_collection_and_a_trace_without_text_are_reported(
     assert hashed is not None and hashed["query"] is None
     with local_runtime(recorded.settings, models) as runtime:
         missing = replay_trace(gone, runtime)
+        garbled = replay_trace(
+            {**trace, "request": {**trace["request"], "filters": {"updated_after": "soon"}}},
+            runtime,
+        )
         skipped = replay_trace(hashed, runtime)
     assert missing.status == "error" and "gone" in (missing.error or "")
+    assert garbled.status == "error" and "unreadable recorded request" in (garbled.error or "")
     assert skipped.status == "skipped" and "RAGCTX_TRACE_TEXT" in (skipped.error or "")
 
 
