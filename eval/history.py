@@ -9,6 +9,7 @@ Layout (``runs/`` is not committed)::
       history.md                            one row per run
       injection.jsonl                       the injection screen's P/R/F1, one line per run
       injection.md                          the same as a table
+      failures.png, failures.md             failure categories of judged traces (eval.failures)
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ Registered by ``service.cli`` as ``app.add_typer(eval_app, name="eval")``::
     ragctx eval subset SOURCE_DIR DEST_DIR [--queries 40] [--other-docs 200]
     ragctx eval injection [--split test|dev] [--data FILE] [--json]   # the injection screen
     ragctx eval export --from-traces --out DIR [--tenant T] [--since 7d] [--verdict V] [--json]
+    ragctx eval replay --from-traces [--tenant T] [--since ISO] [--limit N] [--policy NAME]
+    ragctx eval failures [--tenant T] [--since ISO] [--reports DIR] [--json]   # from traces
 
 Exit codes: 0 ok, 1 a failed gate or documents that failed to ingest, 2 bad usage or input.
 """
@@ -16,7 +18,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
     from eval import DocScore, EvalDataset, EvalParams, EvalReport, GateResult
     from eval.context_stage import AssemblerContextScorer
     from service.settings import Settings
+    from service.traces.replay import TraceDiff
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -407,3 +410,162 @@ def _print_gate(result: GateResult, *, baseline: Path, current: Path) -> None:
         )
     )
     out_console.print(f"gate {verdict}", highlight=False)
+
+
+@eval_app.command("replay")
+def replay_command(
+    *,
+    from_traces: Annotated[
+        bool, typer.Option("--from-traces", help="Replay requests recorded in the trace store.")
+    ] = False,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's traces.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only traces from this time on (ISO 8601; naive is UTC).")
+    ] = None,
+    limit: Annotated[int, typer.Option(help="At most this many traces, newest first.")] = 100,
+    policy: Annotated[
+        str | None, typer.Option(help="Replay under this policy (default: each trace's own).")
+    ] = None,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Trace store URL (default: RAGCTX_TRACE_DB).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Re-run recorded requests against the current index and policies; show what changed in
+    each packed context (added, removed with the reason, reordered, tokens). Exit 1 when a
+    trace could not be replayed (each is reported)."""
+    from core.errors import InvalidInputError
+    from service.cli_traces import MAX_LISTED, _open, _since
+    from service.errors import UnknownPolicyError
+    from service.runtime import PolicyBook
+    from service.telemetry import build_telemetry
+    from service.traces.replay import replay_trace, summary
+    from service.wiring import build_runtime, load_models, load_settings, opened_store
+
+    if not from_traces:
+        raise InvalidInputError("ragctx eval replay needs --from-traces (the only source)")
+    if not 1 <= limit <= MAX_LISTED:
+        raise InvalidInputError(f"--limit {limit}: use 1 to {MAX_LISTED}")
+    start = _since(since)
+    settings = load_settings(trace_db=db)
+    if policy is not None:  # an unknown name fails before any model loads
+        try:
+            PolicyBook(settings.policy_dir).get(policy)
+        except UnknownPolicyError as err:
+            raise InvalidInputError(f"--policy {policy!r}: {err}", field="policy") from err
+    with _open(db) as traces_db:
+        traces = traces_db.list(tenant, since=start, limit=limit)
+    diffs = []
+    if traces:
+        telemetry = build_telemetry("none")
+        with opened_store(settings, owner="ragctx eval replay") as store:
+            runtime = build_runtime(
+                settings,
+                store=store,
+                telemetry=telemetry,
+                keys=None,
+                models=load_models(settings),
+                traces=False,
+            )
+            diffs = [replay_trace(t, runtime, policy=policy) for t in reversed(traces)]
+        telemetry.shutdown()
+    counts = summary(diffs)
+    if as_json:
+        out = {"summary": counts, "traces": [d.to_dict() for d in diffs]}
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+    else:
+        _print_replay(diffs, counts)
+    if counts["error"]:
+        raise typer.Exit(1)
+
+
+def _print_replay(diffs: list[TraceDiff], counts: dict[str, int]) -> None:
+    def chunk(entry: dict[str, Any]) -> str:
+        return f"{entry.get('doc_id') or '?'} {str(entry['chunk_id'])[:8]}"
+
+    table = Table(title="ragctx eval replay: the packed context now vs recorded")
+    for col in ("trace", "tenant", "policy", "status", "added @pos", "removed (reason)"):
+        table.add_column(col, no_wrap=col in ("trace", "status"))
+    table.add_column("reordered")
+    table.add_column("tokens", justify="right", no_wrap=True)
+    for d in diffs:
+        tokens = "" if d.token_change is None else f"{d.tokens_before}→{d.tokens_after}"
+        policy = d.policy_before or "?"
+        if d.policy_after and d.policy_after != d.policy_before:
+            policy += f"→{d.policy_after}"
+        table.add_row(
+            d.trace_id[:12],
+            d.tenant,
+            policy,
+            d.status,
+            "\n".join(f"+{chunk(a)} @{a['position']}" for a in d.added),
+            "\n".join(f"-{chunk(r)} ({r['reason']})" for r in d.removed),
+            "\n".join(f"{chunk(r)} {r['old']}→{r['new']}" for r in d.reordered),
+            tokens,
+        )
+    out_console.print(table)
+    for d in diffs:
+        if d.error is not None:
+            out_console.print(f"{d.status} {d.trace_id}: {d.error}", markup=False, highlight=False)
+    err_console.print(
+        ", ".join(f"{counts[k]} {k}" for k in ("traces", "unchanged", "changed", "skipped"))
+        + f", {counts['error']} failed",
+        highlight=False,
+    )
+
+
+@eval_app.command("failures")
+def failures_command(
+    *,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant's traces.")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Only traces from this time on (ISO 8601; naive is UTC).")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(help="At most this many judged traces per verdict, newest first.")
+    ] = 10_000,
+    reports: Annotated[
+        Path, typer.Option(help="Reports folder: failures.png, failures.md.")
+    ] = DEFAULT_REPORTS,
+    save: Annotated[bool, typer.Option(help="Write the plot and table.")] = True,
+    db: Annotated[
+        str | None, typer.Option("--db", help="Trace store URL (default: RAGCTX_TRACE_DB).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Failure categories of the judged traces, counted per day, tenant and policy version, into
+    the quality history (failures.png, failures.md)."""
+    from core.errors import InvalidInputError
+    from eval.failures import CATEGORIES, count_failures, write_failures
+    from service.cli_traces import MAX_LISTED, _open, _since
+    from service.traces import VERDICTS
+
+    if not 1 <= limit <= MAX_LISTED:
+        raise InvalidInputError(f"--limit {limit}: use 1 to {MAX_LISTED}")
+    start = _since(since)
+    with _open(db) as store:
+        by_id = {
+            t["id"]: t
+            for verdict in VERDICTS
+            for t in store.list(tenant, since=start, verdict=verdict, limit=limit)
+        }
+    rows = count_failures(list(by_id.values()))
+    if save:
+        png, table = write_failures(rows, reports)
+        err_console.print(f"failures: {png} and {table}", highlight=False)
+    if as_json:
+        sys.stdout.write(json.dumps({"rows": [r.to_dict() for r in rows]}) + "\n")
+        return
+    out = Table(title="ragctx eval failures: judged traces per day, tenant and policy version")
+    for col in ("day", "tenant", "policy", "judged", *CATEGORIES):
+        out.add_column(col, justify="right" if col in CATEGORIES or col == "judged" else "left")
+    for r in rows:
+        out.add_row(
+            r.day,
+            r.tenant,
+            r.policy_version,
+            str(r.traces),
+            *(str(r.counts[c]) for c in CATEGORIES),
+        )
+    out_console.print(out)
+    err_console.print(f"{sum(r.traces for r in rows)} judged traces", highlight=False)
