@@ -435,7 +435,7 @@ def replay_command(
     each packed context (added, removed with the reason, reordered, tokens). Exit 1 when a
     trace could not be replayed (each is reported)."""
     from core.errors import InvalidInputError
-    from service.cli_traces import MAX_LISTED, _open, _since
+    from service.cli_traces import MAX_LISTED, _since, open_trace_db
     from service.errors import UnknownPolicyError
     from service.runtime import PolicyBook
     from service.telemetry import build_telemetry
@@ -453,7 +453,7 @@ def replay_command(
             PolicyBook(settings.policy_dir).get(policy)
         except UnknownPolicyError as err:
             raise InvalidInputError(f"--policy {policy!r}: {err}", field="policy") from err
-    with _open(db) as traces_db:
+    with open_trace_db(db) as traces_db:
         traces = traces_db.list(tenant, since=start, limit=limit)
     diffs = []
     if traces:
@@ -537,13 +537,13 @@ def failures_command(
     the quality history (failures.png, failures.md)."""
     from core.errors import InvalidInputError
     from eval.failures import CATEGORIES, count_failures, write_failures
-    from service.cli_traces import MAX_LISTED, _open, _since
+    from service.cli_traces import MAX_LISTED, _since, open_trace_db
     from service.traces import VERDICTS
 
     if not 1 <= limit <= MAX_LISTED:
         raise InvalidInputError(f"--limit {limit}: use 1 to {MAX_LISTED}")
     start = _since(since)
-    with _open(db) as store:
+    with open_trace_db(db) as store:
         by_id = {
             t["id"]: t
             for verdict in VERDICTS
