@@ -22,6 +22,8 @@ from typing import Any, Literal
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine, delete, event, func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -131,28 +133,33 @@ class TraceStore:
     # writes ------------------------------------------------------------------------------
 
     def write(self, records: Sequence[TraceRecord]) -> None:
+        """Insert ``records`` in one statement and one transaction; a trace already stored (a
+        write retried after a commit whose answer was lost) is left as it is."""
+        if not records:
+            return
+        insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        statement = insert(TraceRow).on_conflict_do_nothing(index_elements=[TraceRow.id])
         with self._sessions.begin() as s:
-            for r in records:
-                s.merge(self._row(r))
+            s.execute(statement, [self._values(r) for r in records])
 
-    def _row(self, r: TraceRecord) -> TraceRow:
+    def _values(self, r: TraceRecord) -> dict[str, Any]:
         request = dict(r.request)
         if not self.store_text:
             request.pop("query", None)
-        return TraceRow(
-            id=r.id,
-            tenant=r.tenant,
-            created_at=r.created_at,
-            route=r.route,
-            collection=r.collection,
-            policy_version=r.policy_version,
-            query=r.query if self.store_text else None,
-            query_hash=query_hash(r.query),
-            request=request,
-            stages=r.stages,
-            pack=r.pack,
-            timings_ms=r.timings_ms,
-        )
+        return {
+            "id": r.id,
+            "tenant": r.tenant,
+            "created_at": r.created_at,
+            "route": r.route,
+            "collection": r.collection,
+            "policy_version": r.policy_version,
+            "query": r.query if self.store_text else None,
+            "query_hash": query_hash(r.query),
+            "request": request,
+            "stages": r.stages,
+            "pack": r.pack,
+            "timings_ms": r.timings_ms,
+        }
 
     def add_feedback(
         self,

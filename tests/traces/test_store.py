@@ -50,6 +50,15 @@ def test_round_trip_and_tenant_isolation(store: TraceStore) -> None:
     assert store.get("globex", "t2")["feedback"] == []  # type: ignore[index]
 
 
+def test_a_retried_write_keeps_one_row_and_the_first_version(store: TraceStore) -> None:
+    store.write([_rec("t1")])
+    again = _rec("t1")
+    store.write([again, _rec("t3")])  # a batch retried after a commit whose answer was lost
+    assert [t["id"] for t in store.list("acme")] == ["t3", "t1"]
+    store.write([])  # nothing to write is not an error
+    assert len(store.list("acme")) == 2
+
+
 def test_feedback_kept_and_filters(store: TraceStore) -> None:
     store.write([_rec("a", age_days=3), _rec("b", collection="other"), _rec("c")])
     store.add_feedback("acme", "a", "rejected", [{"chunk_id": "c1", "label": "not_relevant"}])
