@@ -192,7 +192,7 @@ def keys_add(
         )
         return
     sys.stderr.write(
-        f"added key {grant.id!r} (tenant {grant.tenant}, groups {', '.join(grant.groups)}"
+        f"added key {grant.id!r} (tenant {grant.tenant}, groups {', '.join(grant.groups) or 'none'}"
         f"{', operator' if grant.operator else ', admin' if grant.admin else ''}"
         f"{', reviewer' if grant.review else ''}) to {path}; "
         "only its hash is stored, so copy the key now:\n"
