@@ -145,6 +145,9 @@ def test_bad_judgments_and_filters_are_refused_with_the_field_named(review: Revi
             data={"verdict": "rejected"},
             headers={"Origin": "http://evil.example"},
         )
+        odd_id = c.get("/review/traces/%3Cscript%3Ex")
+        huge_key = c.post("/review/login", data={"key": "k" * 5000})
+        logout_forged = c.post("/review/logout", headers={"Origin": "http://evil.example"})
         since = c.get("/review/queue", params={"since": "yesterday"})
         verdict = c.get("/review/queue", params={"verdict": "<script>"})
         after = len(c.get(f"/v1/traces/{trace}", headers=auth("reviewer-acme")).json()["feedback"])
@@ -156,3 +159,5 @@ def test_bad_judgments_and_filters_are_refused_with_the_field_named(review: Revi
     assert since.status_code == 422 and "since &#39;yesterday&#39; is not a date" in since.text
     assert verdict.status_code == 422 and "<script>" not in verdict.text
     assert after == before  # nothing refused was kept
+    assert odd_id.status_code == 404 and "<script>" not in odd_id.text
+    assert huge_key.status_code == 422 and logout_forged.status_code == 403
