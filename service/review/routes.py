@@ -25,7 +25,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 
 from core.errors import RagctxError
-from index.payload import ChunkPayload
+from index.payload import DOC_ID, TENANT, ChunkPayload
+from index.schema import Filter, MatchValue
 from service.api.schemas import MAX_TRACES_LISTED, FeedbackRequest
 from service.auth import ApiKey
 from service.review.queue import (
@@ -68,6 +69,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Cache-Control": "no-store",
 }
+DOC_IDS_LISTED = 5000  # the tenant's doc ids offered to "missing documents" (a datalist)
+MISSING_FIELDS = 3
 QUEUE_SCAN = MAX_TRACES_LISTED  # the newest traces the queue looks at per page load
 
 _env = jinja2.Environment(
@@ -298,6 +301,17 @@ def _texts(runtime: Runtime, collection: str, tenant: str, ids: list[str]) -> di
     return out
 
 
+def _doc_ids(runtime: Runtime, collection: str, tenant: str) -> list[str]:
+    """The tenant's document ids in the collection (to search when naming a missing one)."""
+    try:
+        counts = runtime.store.facet(
+            collection, DOC_ID, Filter(must=(MatchValue(TENANT, tenant),)), limit=DOC_IDS_LISTED
+        )
+    except RagctxError:
+        return []
+    return sorted(counts)
+
+
 def _trace_page(
     request: Request,
     reviewer: ApiKey,
@@ -326,6 +340,9 @@ def _trace_page(
         trace=trace,
         rows=rows,
         texts=texts,
+        doc_ids=_doc_ids(runtime, trace["collection"], reviewer.tenant),
+        doc_ids_max=DOC_IDS_LISTED,
+        missing_fields=MISSING_FIELDS,
         stages=[s for s in STAGES if isinstance((trace["stages"] or {}).get(s), dict)],
         failures=failure_categories(trace),
         verdicts=VERDICTS,
@@ -354,7 +371,7 @@ async def judge(request: Request, trace_id: str) -> Response:
     for name, value in form.multi_items():
         if name.startswith("judge:") and isinstance(value, str) and value:
             judgments.append({"chunk_id": name.removeprefix("judge:"), "label": value})
-    missing = str(form.get("missing") or "")
+    missing = " ".join(str(v) for v in form.getlist("missing"))
     for doc_id in missing.replace(",", " ").split():
         judgments.append({"doc_id": doc_id, "label": "missing"})
     note = str(form.get("note") or "").strip()

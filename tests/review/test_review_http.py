@@ -108,11 +108,12 @@ def test_a_judgment_from_the_form_reaches_the_trace_store(review: ReviewSetup) -
             data={
                 f"judge:{chunk}": "relevant",
                 "verdict": "edited",
-                "missing": "acme-faq, faq-003",
+                "missing": ["acme-faq, faq-003", "xss-widget-tokens"],
                 "note": "needs the <b>FAQ</b>",
             },
         )
         shown = c.get(saved.headers["location"])
+        page = c.get(f"/review/traces/{trace}")
     assert saved.status_code == 303, saved.text
     assert "Judgment" in shown.text and "needs the &lt;b&gt;FAQ&lt;/b&gt;" in shown.text
     with review.server.client() as c:
@@ -122,6 +123,11 @@ def test_a_judgment_from_the_form_reaches_the_trace_store(review: ReviewSetup) -
     assert last["note"] == "needs the <b>FAQ</b>"
     assert {"chunk_id": chunk, "label": "relevant"} in last["judgments"]
     assert {"doc_id": "faq-003", "label": "missing"} in last["judgments"]
+    assert {"doc_id": "xss-widget-tokens", "label": "missing"} in last["judgments"]
+    # the missing-document fields offer the tenant's doc ids, and no other tenant's
+    assert '<option value="xss-widget-tokens">' in page.text
+    assert '<option value="faq-003">' in page.text
+    assert "globex" not in page.text.split('<datalist id="doc-ids">')[1].split("</datalist>")[0]
 
 
 def test_bad_judgments_and_filters_are_refused_with_the_field_named(review: ReviewSetup) -> None:
