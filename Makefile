@@ -12,7 +12,7 @@ OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false 
 	RAGAS_DO_NOT_TRACK=true
 THREADS := OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
 
-.PHONY: help install run ingest test test-slow lint fmt bench bench-scale eval clean
+.PHONY: help install browser run ingest test test-slow lint fmt bench bench-scale eval clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -26,7 +26,20 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m service.offline > ragctx.toml
 	touch $(STAMP)
 
-install: $(STAMP) ## create .venv and install ragctx with its dev tools
+install: $(STAMP) browser ## create .venv and install ragctx with its dev tools
+
+# Debian's chromium + chromium-driver for tests/review/test_browser.py (Playwright cannot fetch
+# browsers here). Never fatal: where apt cannot run, that test skips and says why.
+browser: ## headless chromium and chromium-driver for the browser test (apt-get, when missing)
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		apt-get install -y -q --no-install-recommends chromium chromium-driver \
+		|| { apt-get update -q && apt-get install -y -q --no-install-recommends chromium chromium-driver; } \
+		|| echo "could not apt-get install chromium chromium-driver: the browser test will skip"; \
+	elif command -v sudo >/dev/null && sudo -n true 2>/dev/null; then \
+		sudo apt-get install -y -q --no-install-recommends chromium chromium-driver \
+		|| echo "could not apt-get install chromium chromium-driver: the browser test will skip"; \
+	else echo "chromium/chromium-driver missing and apt-get cannot run here: the browser test will skip"; fi
 
 data/keys.toml: data/keys.sample.toml
 	cp data/keys.sample.toml data/keys.toml

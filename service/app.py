@@ -24,6 +24,7 @@ from service.api.routes import admin, context, health, traces
 from service.handoff import remove_server_file, write_server_file
 from service.jobs import Job, JobRunner
 from service.mcp import mount_http
+from service.review import install_review
 from service.runtime import ModelLoader
 from service.settings import Settings
 from service.telemetry import build_telemetry
@@ -122,6 +123,7 @@ def create_app(settings: Settings, *, model_loader: ModelLoader = load_models) -
     app.include_router(context.router)
     app.include_router(admin.router)
     app.include_router(traces.router)
+    install_review(app)  # the review console at /review (reviewer keys)
     mcp = mount_http(app)  # MCP (streamable HTTP) at /mcp, same keys as the API
     # The last added is the outermost: the observer sees every API answer, a 413 included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)

@@ -19,11 +19,16 @@ File format::
     groups = ["support"]
     admin = false
     operator = false                 # optional: an admin key for every tenant
+    review = false                   # optional: a reviewer key (traces + feedback only)
     expires = 2027-01-01T00:00:00Z   # optional
 
 An admin key is confined to its own tenant (it syncs into it and sees its jobs only) unless it
 is marked ``operator = true``; an admin key without the field is a tenant admin (fail safe).
 ``operator`` needs ``admin = true``.
+
+A reviewer key (``review = true``, ``ragctx keys add --review``) reads its tenant's traces, judges
+them and logs in to the review console (``/review``); nothing else: ``/v1/context``, MCP and the
+admin routes refuse it (403). It cannot also be an admin key.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ DEMO_KEY_SHA256 = frozenset(
         "222a3b03b0d1b9d6d317c1acf9efe23f16bfc15789bfaba3898e9d4d27136036",
         "d8359561000e74e60ab3425cef43ccff96722666c9b3e41cfaaf9dddba739e30",
         "ac5bb3526d3be432ba19fb1fc0712d350c160bd2169cd24401c9fcaeaac2d860",
+        "81e0a7ebecf9baf5ca409e2a1cc73ff64eb3cf3fc67ed5e99ccae1042e82856e",
     }
 )
 
@@ -80,6 +86,8 @@ class ApiKey:
     expires: datetime | None = None
     operator: bool = False
     """An admin key for every tenant; without it an admin key is confined to ``tenant``."""
+    review: bool = False
+    """A reviewer key: its tenant's traces and feedback (and ``/review``), nothing else."""
 
     def expired(self, now: datetime | None = None) -> bool:
         """Whether the key's expiry has passed (never, without one)."""
@@ -157,12 +165,12 @@ def _parse_entry(path: Path, i: int, entry: object) -> ApiKey:
     where = f"keys file {str(path)!r}, keys[{i}]"
     if not isinstance(entry, dict):
         raise KeysFileError(f"{where}: expected a table")
-    allowed = {"id", "sha256", "tenant", "groups", "admin", "operator", "expires"}
+    allowed = {"id", "sha256", "tenant", "groups", "admin", "operator", "review", "expires"}
     unknown = sorted(set(entry) - allowed)
     if unknown:
         raise KeysFileError(
             f"{where}: unknown field(s) {unknown}; allowed: id, sha256, tenant, groups, admin, "
-            "operator, expires"
+            "operator, review, expires"
         )
     key_id, digest, tenant = entry.get("id"), entry.get("sha256"), entry.get("tenant")
     groups, admin = entry.get("groups", []), entry.get("admin", False)
@@ -184,6 +192,14 @@ def _parse_entry(path: Path, i: int, entry: object) -> ApiKey:
             f"{where} ({key_id}): 'operator = true' needs 'admin = true' (an operator key is an "
             "admin key for every tenant)"
         )
+    review = entry.get("review", False)
+    if not isinstance(review, bool):
+        raise KeysFileError(f"{where} ({key_id}): 'review' must be true or false")
+    if review and admin:
+        raise KeysFileError(
+            f"{where} ({key_id}): 'review = true' and 'admin = true' together; a reviewer key "
+            "only reads traces and judges them, make a separate admin key"
+        )
     expires = _expiry(entry.get("expires"), f"{where} ({key_id})")
     return ApiKey(
         id=key_id,
@@ -193,6 +209,7 @@ def _parse_entry(path: Path, i: int, entry: object) -> ApiKey:
         admin=admin,
         expires=expires,
         operator=operator,
+        review=review,
     )
 
 
@@ -321,11 +338,12 @@ def add_key(
     key_id: str | None = None,
     expires: datetime | None = None,
     operator: bool = False,
+    review: bool = False,
 ) -> tuple[ApiKey, str]:
     """Make a new random key, append its hash to ``path`` and return ``(grant, key)``.
 
     The key itself is returned once and stored nowhere. ``operator`` makes an admin key for
-    every tenant (it implies ``admin``).
+    every tenant (it implies ``admin``); ``review`` a reviewer key (never with either).
 
     Raises:
         InvalidInputError: a bad tenant, group or id, or an id already in the file.
@@ -336,6 +354,12 @@ def add_key(
     for g in groups:
         if not g.strip():
             raise InvalidInputError("a group name is empty", field="groups", value=list(groups))
+    if review and (admin or operator):
+        raise InvalidInputError(
+            "--review with --admin or --operator: a reviewer key only reads traces and judges "
+            "them; make a separate admin key",
+            field="review",
+        )
     existing = load_keys(path) if path.exists() else {}
     taken = {k.id for k in existing.values()}
     if key_id is None:
@@ -362,6 +386,7 @@ def add_key(
         admin=admin or operator,
         expires=expires,
         operator=operator,
+        review=review,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     prefix = ""
@@ -444,6 +469,7 @@ def format_entry(grant: ApiKey) -> str:
         f"groups = [{groups}]\n"
         f"admin = {'true' if grant.admin else 'false'}\n"
         + ("operator = true\n" if grant.operator else "")
+        + ("review = true\n" if grant.review else "")
         + (
             ""
             if grant.expires is None

@@ -139,6 +139,10 @@ def keys_add(
     operator: Annotated[
         bool, typer.Option(help="An admin key for every tenant (implies --admin).")
     ] = False,
+    review: Annotated[
+        bool,
+        typer.Option(help="A reviewer key: its tenant's traces, feedback and /review only."),
+    ] = False,
     key_id: Annotated[str | None, typer.Option("--id", help="A name for the key.")] = None,
     expires: Annotated[
         str | None,
@@ -152,7 +156,7 @@ def keys_add(
 
     path = _keys_path(keys_file)
     group_list = split_values(groups)
-    if not group_list:
+    if not group_list and not review:
         raise InvalidInputError(
             "give at least one --groups (e.g. --groups support); a key without groups sees "
             "only its tenant's public documents, so say --groups public for that",
@@ -167,6 +171,7 @@ def keys_add(
         key_id=key_id,
         expires=when,
         operator=operator,
+        review=review,
     )
     if as_json:
         sys.stdout.write(
@@ -177,6 +182,7 @@ def keys_add(
                     "groups": list(grant.groups),
                     "admin": grant.admin,
                     "operator": grant.operator,
+                    "review": grant.review,
                     "expires": None if when is None else when.isoformat(),
                     "keys_file": str(path),
                     "key": key,
@@ -186,8 +192,9 @@ def keys_add(
         )
         return
     sys.stderr.write(
-        f"added key {grant.id!r} (tenant {grant.tenant}, groups {', '.join(grant.groups)}"
-        f"{', operator' if grant.operator else ', admin' if grant.admin else ''}) to {path}; "
+        f"added key {grant.id!r} (tenant {grant.tenant}, groups {', '.join(grant.groups) or 'none'}"
+        f"{', operator' if grant.operator else ', admin' if grant.admin else ''}"
+        f"{', reviewer' if grant.review else ''}) to {path}; "
         "only its hash is stored, so copy the key now:\n"
     )
     sys.stdout.write(key + "\n")
@@ -211,6 +218,7 @@ def keys_list(
             "groups": list(g.groups),
             "admin": g.admin,
             "operator": g.operator,
+            "review": g.review,
             "expires": None if g.expires is None else g.expires.isoformat(),
             "expired": g.expired(),
         }
@@ -221,6 +229,7 @@ def keys_list(
         return
     for g in grants:
         admin = ("\tadmin" if g.admin else "") + ("\toperator" if g.operator else "")
+        admin += "\treviewer" if g.review else ""
         expiry = "" if g.expires is None else f"\texpires {g.expires.isoformat()}"
         expiry += "\tEXPIRED" if g.expired() else ""
         sys.stdout.write(f"{g.id}\t{g.tenant}\t{','.join(g.groups)}{admin}{expiry}\n")

@@ -46,6 +46,18 @@ async def get_key(request: Request) -> ApiKey:
     work). Routes that take ``KeyDep`` declare the scheme with ``openapi_extra=BEARER``.
     """
     scheme, key = get_authorization_scheme_param(request.headers.get("Authorization"))
+    grant = _grant(request, key if scheme.lower() == "bearer" else None)
+    if grant.review:
+        raise ForbiddenError(
+            f"key {grant.id!r} is a reviewer key: it may read its tenant's traces, judge them "
+            "(GET /v1/traces, POST /v1/feedback) and use /review, nothing else"
+        )
+    return grant
+
+
+async def get_trace_key(request: Request) -> ApiKey:
+    """Like :func:`get_key`, and reviewer keys are welcome: the trace and feedback routes."""
+    scheme, key = get_authorization_scheme_param(request.headers.get("Authorization"))
     return _grant(request, key if scheme.lower() == "bearer" else None)
 
 
@@ -83,6 +95,8 @@ def key_or_none(request: Request) -> ApiKey | None:
 
 
 KeyDep = Annotated[ApiKey, Depends(get_key)]
+TraceKeyDep = Annotated[ApiKey, Depends(get_trace_key)]
+"""Any key of the tenant, a reviewer key included (traces and feedback)."""
 BEARER: dict[str, Any] = {"security": [{BEARER_SCHEME: []}]}
 """``openapi_extra`` for a route that takes ``KeyDep``: the document names the key it needs."""
 

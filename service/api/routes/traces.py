@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from fastapi import APIRouter, Query
 from sqlalchemy.exc import SQLAlchemyError
 
-from service.api.deps import BEARER, KeyDep, RuntimeDep
+from service.api.deps import BEARER, RuntimeDep, TraceKeyDep
 from service.api.schemas import (
     MAX_TRACES_LISTED,
     ErrorOut,
@@ -76,7 +76,7 @@ def _unknown(trace_id: str) -> UnknownTraceError:
 
 @router.get("/traces", response_model=TraceListOut, responses=_ERRORS, openapi_extra=BEARER)
 def list_traces(
-    grant: KeyDep,
+    grant: TraceKeyDep,
     runtime: RuntimeDep,
     since: Annotated[datetime | None, Query(description="ISO 8601; naive means UTC.")] = None,
     until: Annotated[datetime | None, Query(description="ISO 8601, exclusive.")] = None,
@@ -105,7 +105,7 @@ def list_traces(
 @router.get(
     "/traces/{trace_id}", response_model=TraceRecordOut, responses=_ERRORS, openapi_extra=BEARER
 )
-def get_trace(trace_id: str, grant: KeyDep, runtime: RuntimeDep) -> TraceRecordOut:
+def get_trace(trace_id: str, grant: TraceKeyDep, runtime: RuntimeDep) -> TraceRecordOut:
     """One recorded answer: request, candidates per stage, pack, timings, feedback, failures."""
     trace = _with_store(runtime, lambda store: store.get(grant.tenant, trace_id))
     if trace is None:
@@ -122,7 +122,7 @@ def get_trace(trace_id: str, grant: KeyDep, runtime: RuntimeDep) -> TraceRecordO
     responses=_ERRORS,
     openapi_extra=BEARER,
 )
-def feedback(body: FeedbackRequest, grant: KeyDep, runtime: RuntimeDep) -> FeedbackAccepted:
+def feedback(body: FeedbackRequest, grant: TraceKeyDep, runtime: RuntimeDep) -> FeedbackAccepted:
     """Judge one of the tenant's answers; every judgment is kept, none replaces another."""
     judgments = [j.model_dump(exclude_none=True) for j in body.judgments]
     fid = _with_store(

@@ -1,0 +1,125 @@
+"""Review console fixtures: a real server (uvicorn on 127.0.0.1) over the sample corpus plus one
+acme document whose text is an XSS payload, the service tests' keys plus two reviewer keys, and
+traces recorded by real ``POST /v1/context`` calls."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from index.edge import EdgeStore
+from ingest import Chunker, ChunkingParams, SourceSpec, sync
+from service.auth import ApiKey, format_entry, hash_key
+from service.runtime import Models
+from tests.service.conftest import (  # noqa: F401  (fixtures, used by name)
+    COLLECTION,
+    KEYS,
+    Running,
+    auth,
+    key_of,
+    loader_of,
+    make_settings,
+    models,
+    running_server,
+    sample_store_template,
+)
+
+XSS = '<script>alert("pwned")</script><img src=x onerror="alert(2)">'
+XSS_QUESTION = "How do I rotate widget tokens? <script>alert(1)</script>"
+REVIEWERS = {"reviewer-acme": "acme", "reviewer-globex": "globex"}
+
+
+def write_review_keys(path: Path) -> None:
+    grants = [
+        ApiKey(
+            id=name,
+            sha256=hash_key(key_of(name)),
+            tenant=spec["tenant"],
+            groups=tuple(spec["groups"]),
+            admin=spec.get("admin", False),
+            operator=spec.get("operator", False),
+        )
+        for name, spec in KEYS.items()
+    ] + [
+        ApiKey(id=name, sha256=hash_key(key_of(name)), tenant=tenant, groups=(), review=True)
+        for name, tenant in REVIEWERS.items()
+    ]
+    path.write_text("".join(format_entry(g) for g in grants), "utf-8")
+
+
+def add_xss_document(store_path: Path, folder: Path, encoders: Any) -> None:
+    """One acme document (jsonl, like the sample FAQ) whose text carries an XSS payload."""
+    folder.mkdir(parents=True, exist_ok=True)
+    doc = {
+        "id": "xss-widget-tokens",
+        "title": "Rotating widget tokens",
+        "text": f"To rotate widget tokens {XSS} open Settings > Widget tokens and press Rotate.",
+        "tenant": "acme",
+        "groups": ["public"],
+    }
+    (folder / "xss.jsonl").write_text(json.dumps(doc) + "\n", "utf-8")
+    store = EdgeStore(store_path)
+    try:
+        chunker = Chunker(
+            ChunkingParams(chunk_tokens=200, overlap_tokens=30),
+            max_model_tokens=encoders.dense.max_tokens,
+            model_token_count=encoders.dense.count_tokens,
+        )
+        spec = SourceSpec(path=folder, name="xss", tenant="acme", groups=("public",))
+        report = sync(
+            [spec], collection=COLLECTION, store=store, encoders=encoders, chunker=chunker
+        )
+        assert report.failed == 0, report.problems
+    finally:
+        store.close()
+
+
+@dataclass
+class ReviewSetup:
+    server: Running
+    acme_trace: str  # the XSS question; the XSS document among its candidates
+    globex_trace: str
+
+    @contextmanager
+    def reviewer(self, name: str = "reviewer-acme") -> Iterator[httpx.Client]:
+        """A client logged in to the console with a reviewer key (the cookie it set)."""
+        with self.server.client(follow_redirects=False) as client:
+            r = client.post("/review/login", data={"key": key_of(name)})
+            assert r.status_code == 303, r.text
+            yield client
+
+
+def record(server: Running, key: str, query: str) -> str:
+    with server.client() as c:
+        r = c.post("/v1/context", json={"query": query, "budget_tokens": 600}, headers=auth(key))
+    assert r.status_code == 200, r.text
+    trace_id: str = r.json()["trace"]["trace_id"]
+    return trace_id
+
+
+@pytest.fixture(scope="module")
+def review(
+    sample_store_template: Path,  # noqa: F811
+    tmp_path_factory: pytest.TempPathFactory,
+    models: Models,  # noqa: F811
+) -> Iterator[ReviewSetup]:
+    work = tmp_path_factory.mktemp("review")
+    store = work / "qdrant"
+    shutil.copytree(sample_store_template, store)
+    add_xss_document(store, work / "xss-docs", models.encoders)
+    write_review_keys(work / "keys.toml")
+    with running_server(
+        lambda port: make_settings(store, work, port=port), loader_of(models)
+    ) as run:
+        acme = record(run, "acme-eng", XSS_QUESTION)
+        globex = record(run, "globex-all", "How do I rotate API keys?")
+        assert run.runtime.traces is not None and run.runtime.traces.flush(10)
+        yield ReviewSetup(server=run, acme_trace=acme, globex_trace=globex)
