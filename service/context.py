@@ -9,7 +9,10 @@ line in the answer's trace; :func:`to_response` is the one mapper from the pack 
 
 from __future__ import annotations
 
+import functools
+import importlib.metadata
 import time
+import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,10 +20,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pydantic_core
+from opentelemetry import trace
 
 from assembler import ContextPack, assemble
 from assembler.policy import LoadedPolicy
-from core.errors import InvalidInputError
+from core.errors import InvalidInputError, RagctxError
 from core.types import Candidate, Principal, SearchFilters, Stage, StageHit
 from index.schema import validate_collection_name
 from retrieval.hybrid import fetch_documents, search, validate_query
@@ -111,10 +115,27 @@ def run_pipeline(
     pool; the wait until a thread picked it up is reported as ``timings_ms["queue"]``. The
     answer is recorded in the trace store under ``route``.
 
+    A request that fails here (an unknown collection, models still loading) is recorded too,
+    with its error and no pack.
+
     Raises:
         UnknownCollectionError: the collection does not exist.
         NotReadyError: the models are not loaded yet.
     """
+    try:
+        answer = _answer(req, runtime, submitted)
+    except RagctxError as err:
+        if runtime.traces is not None:
+            runtime.traces.submit(error_record(req, err, runtime, route=route))
+        raise
+    if runtime.traces is not None:
+        runtime.traces.submit(
+            trace_record(req, answer, route=route, provenance=provenance(req, runtime))
+        )
+    return answer
+
+
+def _answer(req: Prepared, runtime: Runtime, submitted: float | None) -> Answer:
     queue_ms = None if submitted is None else (time.perf_counter() - submitted) * 1000
     telemetry = runtime.telemetry
     stage_seconds = telemetry.metrics.stage_seconds
@@ -176,7 +197,7 @@ def run_pipeline(
     timings["context"] = round(context_ms, 3)
     if queue_ms is not None:  # served over HTTP: the wait for a worker thread
         timings["queue"] = round(queue_ms, 3)
-    answer = Answer(
+    return Answer(
         response=to_response(
             req,
             retrieved,
@@ -190,9 +211,6 @@ def run_pipeline(
         pinned=tuple(pinned),
         pack=pack,
     )
-    if runtime.traces is not None:
-        runtime.traces.submit(trace_record(req, answer, route=route))
-    return answer
 
 
 def retrieve(
@@ -354,9 +372,12 @@ def audit_answer(record: AuditRecord, answer: Answer) -> None:
     }
 
 
-def trace_record(req: Prepared, answer: Answer, *, route: str) -> TraceRecord:
-    """What the trace store keeps of one answer: the request, every stage's ranked candidates,
-    what was packed and dropped (with reasons and flags), the policy and the timings."""
+def trace_record(
+    req: Prepared, answer: Answer, *, route: str, provenance: Mapping[str, Any] | None = None
+) -> TraceRecord:
+    """What the trace store keeps of one answer: the request and what produced the answer
+    (:func:`provenance`), every stage's ranked candidates, what was packed and dropped (with
+    reasons and flags), the policy and the timings."""
     retrieved, pack, response = answer.retrieved, answer.pack, answer.response
     stages: dict[str, Any] = {
         stage.value: {
@@ -391,6 +412,7 @@ def trace_record(req: Prepared, answer: Answer, *, route: str) -> TraceRecord:
             "groups": list(req.principal.groups),
             "filters": pydantic_core.to_jsonable_python(req.filters),
             "policy": policy.name,
+            **(provenance or {}),
         },
         stages=stages,
         pack={
@@ -429,3 +451,60 @@ def trace_record(req: Prepared, answer: Answer, *, route: str) -> TraceRecord:
         timings_ms=response.trace.timings_ms,
         policy_version=f"{policy.name}@{policy.version}",
     )
+
+
+def provenance(req: Prepared, runtime: Runtime) -> dict[str, Any]:
+    """What produced an answer, for its trace: the key, the policy's identity, the models, the
+    retrieval parameters and the code version."""
+    ident = req.policy.policy.identity
+    models = runtime.models
+    reranker = models.reranker if models is not None else None
+    params = retrieval_params(runtime.settings, top_k=req.top_k)
+    return {
+        "key_id": req.principal.name,
+        "policy_version": ident.version,
+        "policy_sha256": ident.sha256 or req.policy.sha256,
+        "models": {
+            "dense": models.encoders.dense.name if models is not None else None,
+            "reranker": reranker.name if reranker is not None else None,
+        },
+        "retrieval": pydantic_core.to_jsonable_python(params),
+        "ragctx_version": _version(),
+    }
+
+
+def error_record(req: Prepared, err: RagctxError, runtime: Runtime, *, route: str) -> TraceRecord:
+    """The trace of a request that failed in the pipeline: its request, provenance and error."""
+    span = trace.get_current_span().get_span_context()
+    ident = req.policy.policy.identity
+    return TraceRecord(
+        id=format(span.trace_id, "032x") if span.is_valid else uuid.uuid4().hex,
+        tenant=req.principal.tenant,
+        route=route,
+        collection=req.collection,
+        query=req.query,
+        request={
+            "query": req.query,
+            "collection": req.collection,
+            "budget_tokens": req.budget,
+            "encoding": req.encoding,
+            "top_k": req.top_k,
+            "groups": list(req.principal.groups),
+            "filters": pydantic_core.to_jsonable_python(req.filters),
+            "policy": ident.name,
+            **provenance(req, runtime),
+        },
+        stages={},
+        pack={"error": {"code": err.error_code, "message": err.public_message()}},
+        timings_ms={},
+        policy_version=f"{ident.name}@{ident.version}",
+    )
+
+
+@functools.cache
+def _version() -> str:
+    """The installed ragctx distribution's version ("unknown" when run from a bare checkout)."""
+    try:
+        return importlib.metadata.version("ragctx")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

@@ -54,6 +54,27 @@ def test_the_tenant_reads_its_trace_and_another_tenant_gets_404(
     assert nokey.status_code == 401
 
 
+def test_a_trace_names_what_made_the_answer_and_a_failed_request_is_traced(
+    server: Running, acme_trace: str
+) -> None:
+    with server.client() as c:
+        made = c.get(f"/v1/traces/{acme_trace}", headers=auth("acme-eng")).json()["request"]
+        failed = c.post("/v1/context", json={**Q, "collection": "gone"}, headers=auth("acme-eng"))
+        assert failed.status_code == 404
+        assert server.runtime.traces is not None and server.runtime.traces.flush(10)
+        error = c.get(f"/v1/traces/{failed.headers['x-trace-id']}", headers=auth("acme-eng"))
+    assert made["key_id"] == "acme-eng"
+    assert made["policy_sha256"] and made["policy_version"]
+    assert made["models"]["dense"] == server.runtime.models.encoders.dense.name  # type: ignore[union-attr]
+    assert made["retrieval"]["dense_limit"] == server.settings.dense_limit
+    assert made["retrieval"]["top_k"] == 50 and made["ragctx_version"]
+    assert error.status_code == 200, error.text
+    record = error.json()
+    assert record["collection"] == "gone" and record["stages"] == {}
+    assert record["pack"]["error"]["code"] == "unknown_collection"
+    assert "gone" in record["pack"]["error"]["message"]
+
+
 def test_judgments_are_kept_and_only_by_the_own_tenant(server: Running, acme_trace: str) -> None:
     judged = {
         "trace_id": acme_trace,
