@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from service.traces.diagnose import CATEGORIES
+
 __all__ = [
     "CATEGORIES",
     "FailureRow",
@@ -23,17 +25,6 @@ __all__ = [
     "plot_failures",
     "write_failures",
 ]
-
-CATEGORIES = (
-    "not_retrieved",
-    "cut_at_fusion",
-    "ranked_below_cut",
-    "pushed_down_by_rerank",
-    "dropped_by_policy",
-    "over_budget",
-    "injection_flagged",
-    "empty_pack",
-)
 
 
 @dataclass(frozen=True, slots=True)

@@ -403,17 +403,7 @@ def trace_record(
         route=route,
         collection=req.collection,
         query=req.query,
-        request={
-            "query": req.query,
-            "collection": req.collection,
-            "budget_tokens": req.budget,
-            "encoding": req.encoding,
-            "top_k": req.top_k,
-            "groups": list(req.principal.groups),
-            "filters": pydantic_core.to_jsonable_python(req.filters),
-            "policy": policy.name,
-            **(provenance or {}),
-        },
+        request={**recorded_request(req), **(provenance or {})},
         stages=stages,
         pack={
             "items": [
@@ -453,6 +443,20 @@ def trace_record(
     )
 
 
+def recorded_request(req: Prepared) -> dict[str, Any]:
+    """The request as a trace keeps it (what ``ragctx eval replay`` runs again)."""
+    return {
+        "query": req.query,
+        "collection": req.collection,
+        "budget_tokens": req.budget,
+        "encoding": req.encoding,
+        "top_k": req.top_k,
+        "groups": list(req.principal.groups),
+        "filters": pydantic_core.to_jsonable_python(req.filters),
+        "policy": req.policy.policy.identity.name,
+    }
+
+
 def provenance(req: Prepared, runtime: Runtime) -> dict[str, Any]:
     """What produced an answer, for its trace: the key, the policy's identity, the models, the
     retrieval parameters and the code version."""
@@ -483,17 +487,7 @@ def error_record(req: Prepared, err: RagctxError, runtime: Runtime, *, route: st
         route=route,
         collection=req.collection,
         query=req.query,
-        request={
-            "query": req.query,
-            "collection": req.collection,
-            "budget_tokens": req.budget,
-            "encoding": req.encoding,
-            "top_k": req.top_k,
-            "groups": list(req.principal.groups),
-            "filters": pydantic_core.to_jsonable_python(req.filters),
-            "policy": ident.name,
-            **provenance(req, runtime),
-        },
+        request={**recorded_request(req), **provenance(req, runtime)},
         stages={},
         pack={"error": {"code": err.error_code, "message": err.public_message()}},
         timings_ms={},

@@ -40,23 +40,13 @@ from service.review.queue import (
 )
 from service.runtime import Runtime
 from service.traces import TraceStore
-from service.traces.diagnose import failure_categories
+from service.traces.diagnose import CATEGORIES, failure_categories
 from service.traces.store import VERDICTS
 
 HERE = Path(__file__).parent
 STATIC_DIR = HERE / "static"
 COOKIE = "ragctx_review"
 STAGES = ("dense", "bm25", "hybrid", "rerank")
-CATEGORIES = (
-    "not_retrieved",
-    "cut_at_fusion",
-    "ranked_below_cut",
-    "pushed_down_by_rerank",
-    "dropped_by_policy",
-    "over_budget",
-    "injection_flagged",
-    "empty_pack",
-)
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"

@@ -21,6 +21,17 @@ from typing import Any
 from assembler.packing import INJECTION_FLAG
 
 _WANTED = ("missing", "relevant")
+#: Every failure category, in the order a trace is lost along the pipeline.
+CATEGORIES = (
+    "not_retrieved",
+    "cut_at_fusion",
+    "ranked_below_cut",
+    "pushed_down_by_rerank",
+    "dropped_by_policy",
+    "over_budget",
+    "injection_flagged",
+    "empty_pack",
+)
 
 
 def _matches(entry: dict[str, Any], judged: dict[str, Any]) -> bool:

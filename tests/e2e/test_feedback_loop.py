@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from service.cli import main
 from service.runtime import Models
+from tests.cli import ragctx
 from tests.service.conftest import (  # noqa: F401  (fixtures: models, sample_store_template)
     COLLECTION,
     auth,
@@ -33,15 +32,6 @@ QUERIES = [
     ("acme-support", "How do refunds work?"),
     ("globex-all", "How do I rotate API keys?"),
 ]
-
-
-def ragctx(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["ragctx", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _serve_and_judge(work: Path, loaded: Models) -> dict[str, Any]:

@@ -6,7 +6,6 @@ a real Edge store. The points' vectors are arbitrary: export reads payloads only
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +16,8 @@ from eval import load_dataset
 from index.edge import EdgeStore
 from index.payload import ChunkPayload
 from index.schema import PointRecord, SparseVec, point_id
-from service.cli import main
 from service.traces import TraceRecord, TraceStore
+from tests.cli import ragctx
 from tests.traces.conftest import _psql, postgres_url  # noqa: F401  (a fixture)
 
 DOCS = {  # doc id -> (tenant, text); every text is cut into two overlapping chunks
@@ -154,15 +153,6 @@ def world(
     monkeypatch.setenv("RAGCTX_QDRANT_PATH", str(stores["store"]))
     monkeypatch.setenv("RAGCTX_TRACE_DB", stores["url"])
     return {"tmp": tmp_path, **stores}
-
-
-def ragctx(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["ragctx", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def export(monkeypatch: pytest.MonkeyPatch, out: Path, *args: str) -> int:

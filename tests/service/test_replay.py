@@ -5,7 +5,6 @@ the diff names what a candidate policy adds, removes (with the reason) and reord
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ import pytest
 from index.edge import EdgeStore
 from service.api.schemas import ContextRequest
 from service.auth import ApiKey
-from service.cli import main
 from service.context import prepare, run_pipeline, trace_record
 from service.runtime import Models, Runtime
 from service.settings import Settings
@@ -25,6 +23,7 @@ from service.telemetry import build_telemetry
 from service.traces import TraceStore
 from service.traces.replay import diff_packs, replay_trace
 from service.wiring import build_runtime
+from tests.cli import ragctx
 from tests.service.conftest import COLLECTION, make_settings
 
 QUERIES = ("How do I rotate API keys?", "maximum message size")
@@ -167,15 +166,6 @@ def test_diff_reports_added_removed_and_reordered_positions() -> None:
 
 
 # the CLI, through the real entry point ------------------------------------------------------
-
-
-def ragctx(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["ragctx", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 @pytest.fixture

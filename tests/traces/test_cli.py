@@ -4,14 +4,13 @@ in process, on a real SQLite trace store; bad input exits 2 with a message namin
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from service.cli import main
 from service.traces import TraceRecord, TraceStore
+from tests.cli import ragctx
 
 
 def _rec(i: str, tenant: str, age_days: float) -> TraceRecord:
@@ -39,15 +38,6 @@ def db(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TraceStore:
     store.upgrade()
     store.write([_rec("a-old", "acme", 40), _rec("a-new", "acme", 1), _rec("g-old", "globex", 41)])
     return store
-
-
-def ragctx(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["ragctx", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def _json(capsys: pytest.CaptureFixture[str]) -> dict[str, object]:

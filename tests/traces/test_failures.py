@@ -4,7 +4,6 @@ counted per day, tenant and policy version, plotted next to the quality history.
 from __future__ import annotations
 
 import json
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,8 +11,8 @@ from typing import Any
 import pytest
 
 from eval.failures import count_failures
-from service.cli import main
 from service.traces import TraceRecord, TraceStore
+from tests.cli import ragctx
 
 DAY1 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 DAY2 = datetime(2026, 12, 1, 15, 0, tzinfo=UTC)
@@ -103,15 +102,6 @@ def test_counts_per_day_tenant_and_policy_version(db: str) -> None:
     assert sum(day1["counts"].values()) == 2
     assert keyed[("2026-12-01", "acme", "default@2")]["counts"]["empty_pack"] == 1
     assert keyed[("2026-12-01", "globex", "default@1")]["counts"]["over_budget"] == 1
-
-
-def ragctx(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
-    monkeypatch.setattr(sys, "argv", ["ragctx", *args])
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    return 0
 
 
 def test_cli_writes_the_plot_and_table(

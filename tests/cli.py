@@ -1,0 +1,20 @@
+"""Run the ``ragctx`` command in this process, as a user would type it (the console script
+would run the installed copy, not this checkout)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from service.cli import main
+
+
+def ragctx(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
+    """The exit code of ``ragctx ARGS...``."""
+    monkeypatch.setattr(sys, "argv", ["ragctx", *args])
+    try:
+        main()
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
