@@ -6,8 +6,10 @@ from __future__ import annotations
 import sys
 
 import pytest
+import typer
 
 from service.cli import main
+from service.cli_serve import register
 
 
 def ragctx(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
@@ -18,3 +20,15 @@ def ragctx(monkeypatch: pytest.MonkeyPatch, *args: str) -> int:
     except SystemExit as exc:
         return int(exc.code or 0)
     return 0
+
+
+def keys_cli() -> typer.Typer:
+    """A typer app holding only the ``serve`` and ``keys`` commands, for ``CliRunner``."""
+    app = typer.Typer()
+
+    @app.callback()
+    def root() -> None:
+        """Test root."""
+
+    register(app)
+    return app

@@ -7,26 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from core.errors import InvalidInputError
 from service.auth import DEMO_KEY_SHA256, KeysFileError, add_key, hash_key, load_keys
-from service.cli_serve import register
 from service.review.queue import build_queue, candidate_rows, reasons
+from tests.cli import keys_cli as cli
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def cli() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def root() -> None:
-        """Test root."""
-
-    register(app)
-    return app
 
 
 def test_keys_add_review_makes_a_reviewer_key_without_groups(tmp_path: Path) -> None:

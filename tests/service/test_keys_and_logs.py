@@ -10,27 +10,15 @@ import threading
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from core.errors import InvalidInputError
 from service import audit
 from service.auth import KeyRing, KeysFileError, add_key, hash_key, load_keys
-from service.cli_serve import register
 from service.telemetry import JsonFormatter, configure_logging
+from tests.cli import keys_cli as cli
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def cli() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def root() -> None:
-        """Test root."""
-
-    register(app)
-    return app
 
 
 def test_keys_add_prints_the_key_once_and_stores_only_its_hash(tmp_path: Path) -> None:
