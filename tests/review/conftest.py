@@ -17,11 +17,10 @@ import pytest
 
 from index.edge import EdgeStore
 from ingest import Chunker, ChunkingParams, SourceSpec, sync
-from service.auth import ApiKey, format_entry, hash_key
+from service.auth import ApiKey, hash_key
 from service.runtime import Models
 from tests.service.conftest import (  # noqa: F401  (fixtures, used by name)
     COLLECTION,
-    KEYS,
     Running,
     auth,
     key_of,
@@ -30,6 +29,7 @@ from tests.service.conftest import (  # noqa: F401  (fixtures, used by name)
     models,
     running_server,
     sample_store_template,
+    write_keys,
 )
 
 XSS = '<script>alert("pwned")</script><img src=x onerror="alert(2)">'
@@ -38,21 +38,14 @@ REVIEWERS = {"reviewer-acme": "acme", "reviewer-globex": "globex"}
 
 
 def write_review_keys(path: Path) -> None:
-    grants = [
-        ApiKey(
-            id=name,
-            sha256=hash_key(key_of(name)),
-            tenant=spec["tenant"],
-            groups=tuple(spec["groups"]),
-            admin=spec.get("admin", False),
-            operator=spec.get("operator", False),
-        )
-        for name, spec in KEYS.items()
-    ] + [
-        ApiKey(id=name, sha256=hash_key(key_of(name)), tenant=tenant, groups=(), review=True)
-        for name, tenant in REVIEWERS.items()
-    ]
-    path.write_text("".join(format_entry(g) for g in grants), "utf-8")
+    """The service tests' keys and one reviewer key per sample tenant."""
+    write_keys(
+        path,
+        [
+            ApiKey(id=name, sha256=hash_key(key_of(name)), tenant=tenant, groups=(), review=True)
+            for name, tenant in REVIEWERS.items()
+        ],
+    )
 
 
 def add_xss_document(store_path: Path, folder: Path, encoders: Any) -> None:

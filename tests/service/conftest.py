@@ -11,7 +11,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +25,7 @@ from fastapi import FastAPI
 from index.edge import EdgeStore
 from ingest import Chunker, ChunkingParams, SourceSpec, sync
 from service.app import create_app
+from service.auth import ApiKey
 from service.runtime import ModelLoader, Models, Runtime
 from service.settings import Settings
 
@@ -54,23 +55,22 @@ def auth(name: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key_of(name)}"}
 
 
-def write_keys(path: Path) -> Path:
-    from service.auth import ApiKey, format_entry, hash_key
+def write_keys(path: Path, extra: Sequence[ApiKey] = ()) -> Path:
+    """The test keys (and ``extra`` grants) as a keys file: hashes only, like a real one."""
+    from service.auth import format_entry, hash_key
 
-    text = "".join(
-        format_entry(
-            ApiKey(
-                id=name,
-                sha256=hash_key(key_of(name)),
-                tenant=spec["tenant"],
-                groups=tuple(spec["groups"]),
-                admin=spec.get("admin", False),
-                operator=spec.get("operator", False),
-            )
+    grants = [
+        ApiKey(
+            id=name,
+            sha256=hash_key(key_of(name)),
+            tenant=spec["tenant"],
+            groups=tuple(spec["groups"]),
+            admin=spec.get("admin", False),
+            operator=spec.get("operator", False),
         )
         for name, spec in KEYS.items()
-    )
-    path.write_text(text, "utf-8")
+    ]
+    path.write_text("".join(format_entry(g) for g in (*grants, *extra)), "utf-8")
     return path
 
 
