@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -20,7 +20,15 @@ from pydantic import (
     model_validator,
 )
 
-from assembler.types import CitationFormat, InjectionAction, OrderMode, PolicyIdentity
+from assembler.types import (
+    CitationFormat,
+    InjectionAction,
+    ItemKind,
+    OrderMode,
+    PolicyIdentity,
+    SectionName,
+    VersionsMode,
+)
 from core import linear_regex
 from core.linear_regex import LinearPattern, compile_linear
 from core.types import ScoreKind
@@ -198,6 +206,181 @@ class Citations(_Section):
     include_list: bool = True
 
 
+class Versions(_Section):
+    """Documents of one series (``series`` and ``version`` metadata, or ``supersedes``)."""
+
+    mode: VersionsMode = VersionsMode.OFF
+
+
+def _share_or_tokens(value: float) -> float:
+    if isinstance(value, float) and not 0 < value <= 1:
+        msg = (
+            f"{value} is neither a whole number of tokens nor a share of the budget; write "
+            "tokens as a whole number (800) or a share as a fraction in (0, 1] (0.25)"
+        )
+        raise ValueError(msg)
+    return value
+
+
+# A whole number is tokens; a fraction in (0, 1] is a share of the request's budget.
+TokensOrShare = Annotated[Annotated[int, Field(ge=0)] | float, AfterValidator(_share_or_tokens)]
+
+
+class Limit(_Section):
+    """A section's floor (tokens reserved for it) and ceiling (the most it may use)."""
+
+    floor: TokensOrShare = 0
+    ceiling: TokensOrShare | None = None
+
+    def resolve(self, budget: int) -> tuple[int, int | None]:
+        """Floor and ceiling in tokens for a request of ``budget`` tokens."""
+
+        def tokens(value: float) -> int:
+            return int(value * budget) if isinstance(value, float) else int(value)
+
+        floor = tokens(self.floor)
+        ceiling = None if self.ceiling is None else tokens(self.ceiling)
+        return floor, ceiling
+
+    @model_validator(mode="after")
+    def _floor_under_ceiling(self) -> Limit:
+        if self.ceiling is None or type(self.floor) is not type(self.ceiling):
+            return self
+        if self.floor > self.ceiling:
+            msg = f"floor {self.floor} is above ceiling {self.ceiling}; lower the floor"
+            raise ValueError(msg)
+        return self
+
+
+DEFAULT_SECTION_ORDER = (
+    SectionName.SYSTEM,
+    SectionName.MEMORY,
+    SectionName.EXAMPLES,
+    SectionName.DOCUMENTS,
+    SectionName.TOOL_OUTPUTS,
+    SectionName.EVIDENCE,
+    SectionName.CONVERSATION,
+    SectionName.QUESTION,
+)
+DEFAULT_FILL_ORDER = (
+    SectionName.CONVERSATION,
+    SectionName.MEMORY,
+    SectionName.TOOL_OUTPUTS,
+    SectionName.EVIDENCE,
+    SectionName.DOCUMENTS,
+    SectionName.EXAMPLES,
+)
+_FILLABLE = frozenset(DEFAULT_FILL_ORDER)
+
+
+class Prompt(_Section):
+    """The whole prompt: the order of its sections, their token limits, and who is trusted.
+
+    ``order`` lists every section once, ``system`` (if present) first and ``question`` last;
+    context sections between two conversation parts are rendered as one message of
+    ``context_role``. ``fill`` is the order in which sections get the budget left after the
+    required parts and every section's floor.
+    """
+
+    order: tuple[SectionName, ...] = DEFAULT_SECTION_ORDER
+    fill: tuple[SectionName, ...] = DEFAULT_FILL_ORDER
+    limits: dict[SectionName, Limit] = Field(default_factory=dict)
+    context_role: Literal["user", "system"] = "user"
+    trusted_kinds: tuple[ItemKind, ...] = ()
+
+    @model_validator(mode="after")
+    def _complete_orders(self) -> Prompt:
+        order = list(self.order)
+        missing = [s.value for s in DEFAULT_SECTION_ORDER if s not in order]
+        repeated = sorted({s.value for s in order if order.count(s) > 1})
+        if missing or repeated:
+            msg = (
+                f"order must list every section once (missing: {', '.join(missing) or '-'}; "
+                f"repeated: {', '.join(repeated) or '-'}); the sections are "
+                f"{', '.join(s.value for s in DEFAULT_SECTION_ORDER)}"
+            )
+            raise ValueError(msg)
+        if order[-1] is not SectionName.QUESTION or order[0] is not SectionName.SYSTEM:
+            msg = "order must start with system and end with question (the model answers it)"
+            raise ValueError(msg)
+        fill = list(self.fill)
+        wrong = [s.value for s in fill if s not in _FILLABLE]
+        if wrong or sorted(fill) != sorted(_FILLABLE):
+            msg = (
+                f"fill must list each of {', '.join(s.value for s in DEFAULT_FILL_ORDER)} once "
+                f"(system and question are required, not filled); got {', '.join(fill)}"
+            )
+            raise ValueError(msg)
+        fixed = [s.value for s in self.limits if s not in _FILLABLE]
+        if fixed:
+            msg = f"limits for {', '.join(fixed)}: these sections are required, not filled"
+            raise ValueError(msg)
+        return self
+
+
+class ConversationRetrieval(_Section):
+    """How the retrieval query is built from the conversation (no LLM, deterministic).
+
+    The last user turn always counts; ``previous_user_turns`` earlier user turns (newest
+    first) are added, the k-th with BM25 weight ``decay ** k``; ``first_user_turn`` also adds
+    the conversation's first user turn (the task). The dense leg embeds the combined text.
+    """
+
+    previous_user_turns: Annotated[int, Field(ge=0, le=20)] = 2
+    decay: Annotated[float, Field(gt=0, le=1)] = 0.5
+    first_user_turn: bool = False
+
+
+class Conversation(_Section):
+    """The turns before the final user turn: which are kept and how retrieval uses them.
+
+    A turn is a user message and the assistant and tool messages after it; a turn is kept or
+    dropped whole, so a tool call is never split from its result and the history always starts
+    on a user turn. The final user turn is never dropped.
+    """
+
+    keep_last_turns: Annotated[int, Field(ge=0)] | None = None  # None: as many as fit
+    keep_first_user_turn: bool = False
+    retrieval: ConversationRetrieval = Field(default_factory=ConversationRetrieval)
+
+
+class ToolOutputs(_Section):
+    """Tool outputs (tool messages and ``tool_output`` items): untrusted, trimmed when long.
+
+    An output over ``max_tokens`` (or over the room left in its section) keeps a head and a
+    tail, ``head_share`` of the room going to the head, with a marker naming what was cut.
+    """
+
+    max_tokens: Annotated[int, Field(ge=16)] = 2000
+    head_share: Annotated[float, Field(ge=0, le=1)] = 0.7
+    min_tokens: Annotated[int, Field(ge=8)] = 48
+
+
+class RedactPattern(_Section):
+    """A custom redaction: ``pattern`` (RE2) replaced by ``[NAME]``."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]{0,31}$")]
+    pattern: Regex
+
+    @cached_property
+    def compiled(self) -> LinearPattern:
+        """``pattern`` compiled with RE2 (it was checked at load)."""
+        return compile_pattern(self.pattern)
+
+
+class Redact(_Rule):
+    """What the model must not see even when the text is packed: typed placeholders.
+
+    Applies to every untrusted kind (retrieved chunks, memory, tool outputs, documents,
+    examples) before counting; per-rule counts go to the trace.
+    """
+
+    emails: bool = False
+    phones: bool = False
+    secrets: bool = False
+    patterns: tuple[RedactPattern, ...] = ()
+
+
 class Policy(_Section):
     """A context policy: named, versioned, and checked in full when it is loaded.
 
@@ -218,6 +401,11 @@ class Policy(_Section):
     packing: Packing = Field(default_factory=Packing)
     order: OrderMode = OrderMode.RELEVANCE
     citations: Citations = Field(default_factory=Citations)
+    versions: Versions = Field(default_factory=Versions)
+    redact: Redact = Field(default_factory=Redact)
+    prompt: Prompt = Field(default_factory=Prompt)
+    conversation: Conversation = Field(default_factory=Conversation)
+    tool_outputs: ToolOutputs = Field(default_factory=ToolOutputs)
 
     _sha256: str | None = PrivateAttr(default=None)
 

@@ -25,6 +25,52 @@ class DropReason(StrEnum):
     BELOW_MIN_SCORE = "below_min_score"
     SOURCE_CAP = "source_cap"
     INJECTION = "injection"
+    SUPERSEDED = "superseded"  # a newer version of its series is among the candidates
+    HISTORY_TRIMMED = "history_trimmed"  # an older conversation turn the policy does not keep
+    SECTION_CEILING = "section_ceiling"  # its section's token ceiling is reached
+
+
+class SectionName(StrEnum):
+    """The sections of a whole prompt (policy ``prompt.order``)."""
+
+    SYSTEM = "system"  # the caller's system messages: trusted, never screened or trimmed
+    MEMORY = "memory"  # remembered facts (items of kind ``memory``)
+    EXAMPLES = "examples"  # few-shot examples (items of kind ``example``)
+    DOCUMENTS = "documents"  # the caller's own documents (items of kind ``document``)
+    TOOL_OUTPUTS = "tool_outputs"  # tool outputs given as items (kind ``tool_output``)
+    EVIDENCE = "evidence"  # the retrieved chunks, rendered with citations
+    CONVERSATION = "conversation"  # the turns before the final user turn
+    QUESTION = "question"  # the final user turn (or the request's query)
+
+
+class ItemKind(StrEnum):
+    """The kinds of context a caller supplies as ``items``."""
+
+    MEMORY = "memory"
+    TOOL_OUTPUT = "tool_output"
+    DOCUMENT = "document"
+    EXAMPLE = "example"
+
+    @property
+    def section(self) -> SectionName:
+        """The prompt section items of this kind go to."""
+        return _KIND_SECTIONS[self]
+
+
+_KIND_SECTIONS = {
+    ItemKind.MEMORY: SectionName.MEMORY,
+    ItemKind.TOOL_OUTPUT: SectionName.TOOL_OUTPUTS,
+    ItemKind.DOCUMENT: SectionName.DOCUMENTS,
+    ItemKind.EXAMPLE: SectionName.EXAMPLES,
+}
+
+
+class VersionsMode(StrEnum):
+    """What to do with older versions of a document series (policy ``versions.mode``)."""
+
+    OFF = "off"
+    PREFER_LATEST = "prefer_latest"  # drop the older (reason ``superseded``, naming the newer)
+    KEEP_ALL_FLAGGED = "keep_all_flagged"  # keep both, flag the older ``superseded_by:<doc>``
 
 
 class OrderMode(StrEnum):
