@@ -6,6 +6,7 @@ same pack (apart from the trace's timings).
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -15,10 +16,14 @@ from assembler import render
 from assembler.order import Group, arrange, merged_text
 from assembler.packing import Admission, Costing, Packed, Packer, Screens
 from assembler.policy_schema import Policy
+from assembler.prompt.framing import OPENAI_FRAMING, ChatFraming
+from assembler.prompt.pack import assemble_prompt
+from assembler.prompt.types import CallerItem, Message, PromptFormat
 from assembler.ranking import pin_order, rank
 from assembler.rules.exclude import exclusion
 from assembler.rules.freshness import judge_freshness
 from assembler.rules.priority import boost_factor
+from assembler.rules.redact import redactor
 from assembler.tokens import TokenCounter
 from assembler.trace import Trace, screen_steps
 from assembler.trim import trim_last
@@ -120,6 +125,23 @@ def _freshness(
     return kept
 
 
+def _redact(
+    inputs: list[Candidate], alive: Sequence[int], policy: Policy, counts: Counter[str]
+) -> None:
+    """Redaction over the candidates still in play: placeholders before anything is counted.
+
+    A redacted text is no longer the one ingestion counted, so its stored counts go.
+    """
+    rules = redactor(policy.redact)
+    if not rules.active:
+        return
+    for index in alive:
+        candidate = inputs[index]
+        text = rules.apply(candidate.text, counts)
+        if text != candidate.text:
+            inputs[index] = replace(candidate, text=text, body_tokens={})
+
+
 def _render_within(
     packed: list[Packed],
     *,
@@ -170,12 +192,68 @@ def assemble(
     counter: TokenCounter,
     now: datetime,
     pinned: Sequence[Candidate] = (),
+    messages: Sequence[Message] | None = None,
+    items: Sequence[CallerItem] = (),
+    query: str | None = None,
+    fmt: PromptFormat = PromptFormat.OPENAI,
+    framing: ChatFraming = OPENAI_FRAMING,
+) -> ContextPack:
+    """Pack the retrieved candidates, or the whole prompt, into a token budget under a policy.
+
+    Without ``messages`` and ``items`` the budget is the context's alone (see
+    :func:`pack_evidence`). With them (or a ``query`` to ask as the question) the budget is
+    the whole prompt's: system messages, conversation, the caller's items and the evidence,
+    chat framing included, under the policy's ``prompt`` sections (see
+    :func:`assembler.prompt.pack.assemble_prompt`); the pack's ``prompt`` holds it.
+
+    Raises:
+        InvalidInputError: a bad budget or clock, malformed messages, repeated item ids.
+        RequiredOverBudgetError: the whole prompt's required parts exceed the budget.
+    """
+    if messages is None and not items and query is None:
+        return pack_evidence(
+            candidates, policy=policy, budget=budget, counter=counter, now=now, pinned=pinned
+        )
+    _check_arguments(budget, now)
+
+    def evidence(room: int) -> ContextPack:
+        return pack_evidence(
+            candidates, policy=policy, budget=room, counter=counter, now=now, pinned=pinned
+        )
+
+    prompt, pack = assemble_prompt(
+        messages=messages or (),
+        items=items,
+        query=query,
+        policy=policy,
+        budget=budget,
+        counter=counter,
+        now=now,
+        evidence=evidence,
+        fmt=fmt,
+        framing=framing,
+    )
+    totals = Counter(pack.redactions)
+    totals.update(prompt.redactions)
+    prompt = replace(prompt, redactions=dict(sorted(totals.items())))
+    return replace(pack, budget=budget, prompt=prompt)
+
+
+def pack_evidence(
+    candidates: Sequence[Candidate],
+    *,
+    policy: Policy,
+    budget: int,
+    counter: TokenCounter,
+    now: datetime,
+    pinned: Sequence[Candidate] = (),
 ) -> ContextPack:
     """Pack ranked candidates into a token budget under a policy, with citations.
 
-    Rules run in order: exclude, freshness, priority, injection screen, near-duplicates,
-    packing, order, render. The rendered context, counted by ``counter``, never exceeds
-    ``budget``; every candidate (and pinned chunk) is packed or dropped with one reason.
+    Rules run in order: exclude, freshness, redact, priority, injection screen,
+    near-duplicates, packing, order, render. The rendered context, counted by ``counter``,
+    never exceeds ``budget``; every candidate (and pinned chunk) is packed or dropped with
+    one reason.
 
     Args:
         candidates: Retrieval's candidates, best first.
@@ -213,6 +291,11 @@ def assemble(
     kept = _freshness(inputs, allowed, policy=policy, now=now, dropped=dropped, factors=factors)
     undated = sum(inputs[index].updated_at is None for index in kept)
     trace.add("freshness", len(allowed), len(kept), f"{undated} without updated_at, not decayed")
+    redactions: Counter[str] = Counter()
+    _redact(inputs, kept, policy, redactions)
+    if not policy.redact.is_empty:
+        counts = ", ".join(f"{name}={count}" for name, count in sorted(redactions.items()))
+        trace.add("redact", len(kept), len(kept), f"replaced: {counts or 'nothing'}")
 
     if policy.priority.boosts:
         for index in kept:
@@ -273,4 +356,5 @@ def assemble(
         trace=tuple(trace.steps),
         policy=policy.identity,
         encoding=counter.name,
+        redactions=dict(sorted(redactions.items())),
     )

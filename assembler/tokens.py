@@ -83,3 +83,29 @@ def tiktoken_counter(encoding_name: str) -> TiktokenCounter:
         )
         raise InvalidInputError(msg, field="encoding", value=encoding_name) from err
     return TiktokenCounter(encoding)
+
+
+SHIPPED_ENCODINGS = ("cl100k_base", "o200k_base")
+
+
+def encoding_for_model(model: str) -> str:
+    """The tiktoken encoding of an OpenAI model name (``gpt-4o`` → ``o200k_base``).
+
+    Raises:
+        InvalidInputError: tiktoken does not know the model, or maps it to an encoding this
+            service does not ship.
+    """
+    import tiktoken  # noqa: PLC0415  (kept out of `import assembler`, which must stay light)
+
+    try:
+        name = tiktoken.encoding_name_for_model(model)
+    except KeyError:
+        name = None
+    if name not in SHIPPED_ENCODINGS:
+        msg = (
+            f"no known token encoding for model {model!r}; name an OpenAI model (gpt-4o, "
+            "gpt-4.1, gpt-5, gpt-4, gpt-3.5-turbo) or pass encoding (cl100k_base or o200k_base) "
+            "instead: for other models, pick the closer one and leave some budget spare"
+        )
+        raise InvalidInputError(msg, field="model", value=model)
+    return name

@@ -6,12 +6,15 @@ schemas. Closed sets of values are ``StrEnum``s so that a bad value fails with t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from assembler.prompt.types import PromptPack
     from core.types import Candidate
 
 
@@ -225,7 +228,12 @@ class ContextPack:
 
     ``tokens`` counts the full ``context`` with the caller's counter and never exceeds
     ``budget``. Every input candidate is either in ``items`` (by chunk id, see
-    ``ContextItem.chunk_ids``) or in ``dropped``, exactly once.
+    ``ContextItem.chunk_ids``) or in ``dropped``, exactly once. ``redactions`` counts the
+    placeholders the policy's ``redact`` rules put in the candidates' text, per rule.
+
+    When the whole prompt was packed (``assemble(..., messages=..., items=...)``), ``prompt``
+    holds it and ``budget`` is the whole prompt's; ``context`` is then the evidence section,
+    and ``tokens`` its count.
     """
 
     context: str
@@ -237,3 +245,5 @@ class ContextPack:
     trace: tuple[StepTrace, ...]
     policy: PolicyIdentity
     encoding: str = ""
+    redactions: Mapping[str, int] = field(default_factory=dict)
+    prompt: PromptPack | None = None

@@ -5,7 +5,9 @@ corpus, so they are all untrusted. :func:`clean` normalises such text once (NFKC
 format characters, category Cf, removed: zero-width joiners, bidirectional controls, tag
 characters), so "＜/source＞" or "</sou\u200brce>" reach the escaping and the injection screen
 as the "</source>" they would read as. :func:`escape_delimiters` then escapes every opening
-bracket, ASCII or look-alike, that starts a tag named like the context's own delimiters.
+bracket, ASCII or look-alike, that starts a tag named like the context's own delimiters
+(``source`` and ``citations`` for retrieved chunks; ``memory``, ``tool_output``, ``document``
+and ``example`` for the caller's items).
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ LOOKALIKE_OPENERS = (
 # RE2 (linear time; with re's lookahead, a bracket and many spaces cost time quadratic in
 # them): the opener is group 1, the rest (spaces, "/", the name) is kept as group 2. The rest
 # holds no opener, so consuming it hides no later tag.
+DELIMITER_NAMES = ("source", "citations", "memory", "tool_output", "document", "example")
 _DELIMITER_TAG = compile_linear(
-    rf"(?i)([<{LOOKALIKE_OPENERS}])({SPACE}*/?{SPACE}*(?:source|citations)\b)"
+    rf"(?i)([<{LOOKALIKE_OPENERS}])({SPACE}*/?{SPACE}*(?:{'|'.join(DELIMITER_NAMES)})\b)"
 )
 
 

@@ -7,7 +7,7 @@ operation). The HTTP handlers, the MCP tools and the CLI read these instead of t
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
@@ -40,6 +40,26 @@ class InvalidInputError(RagctxError):
         super().__init__(message)
         self.field = field
         self.value = value
+
+
+class RequiredOverBudgetError(InvalidInputError):
+    """The parts a prompt cannot do without (system messages, the question, required items)
+    need more tokens than the budget: HTTP 422 naming them and what they need."""
+
+    error_code = "required_over_budget"
+
+    def __init__(self, *, needed: int, budget: int, parts: Sequence[tuple[str, int]]) -> None:
+        named = ", ".join(f"{part} ({tokens} tokens)" for part, tokens in parts)
+        super().__init__(
+            f"the required parts of the prompt need {needed} tokens, over budget_tokens "
+            f"{budget}: {named}; raise budget_tokens to at least {needed}, shorten them, or "
+            "make some items not required",
+            field="budget_tokens",
+            value=budget,
+        )
+        self.needed = needed
+        self.budget = budget
+        self.parts = tuple(parts)
 
 
 class ForbiddenError(RagctxError):

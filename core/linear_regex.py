@@ -74,6 +74,10 @@ class LinearPattern:
         """``text`` with every match replaced by ``replacement`` (``\\1`` names a group)."""
         return cast(str, self._regexp.sub(replacement, _encodable(text)))
 
+    def subn(self, replacement: str, text: str) -> tuple[str, int]:
+        """:meth:`sub`, and how many matches it replaced."""
+        return cast("tuple[str, int]", self._regexp.subn(replacement, _encodable(text)))
+
 
 def reason(err: Exception) -> str:
     """RE2's reason for refusing a pattern, as text (it comes as bytes)."""

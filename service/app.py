@@ -39,7 +39,7 @@ from service.wiring import (
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "1.2.0"
+API_VERSION = "1.3.0"
 
 
 def server_url(settings: Settings) -> str:

@@ -24,6 +24,10 @@ from opentelemetry import trace
 
 from assembler import ContextPack, assemble
 from assembler.policy import LoadedPolicy
+from assembler.prompt import render
+from assembler.prompt.conversation import split_conversation
+from assembler.prompt.types import CallerItem, Message, PromptFormat
+from assembler.tokens import encoding_for_model
 from core.errors import InvalidInputError, RagctxError
 from core.types import Candidate, Principal, SearchFilters, Stage, StageHit
 from index.schema import validate_collection_name
@@ -37,7 +41,9 @@ from service.api.schemas import (
     DroppedOut,
     HitOut,
     ItemOut,
+    PartOut,
     PolicyOut,
+    SectionOut,
     StageOut,
     StepOut,
     TraceOut,
@@ -53,7 +59,11 @@ RETRIEVAL_STAGES = (Stage.DENSE, Stage.BM25, Stage.HYBRID, Stage.RERANK)
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A checked request: who asks, what for, under which policy, in which collection."""
+    """A checked request: who asks, what for, under which policy, in which collection.
+
+    ``query`` is the question (the request's, or the conversation's final user turn);
+    ``retrieval_query`` what retrieval searches with.
+    """
 
     query: str
     principal: Principal
@@ -64,6 +74,10 @@ class Prepared:
     encoding: str
     top_k: int
     debug: bool
+    messages: tuple[Message, ...] = ()
+    items: tuple[CallerItem, ...] = ()
+    format: PromptFormat = PromptFormat.OPENAI
+    retrieval_query: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +99,21 @@ def prepare(body: ContextRequest, grant: ApiKey, runtime: Runtime) -> Prepared:
         UnknownPolicyError: no such policy.
     """
     settings = runtime.settings
-    query = validate_query(body.query, max_chars=settings.max_query_chars)
+    messages = tuple(m.message() for m in body.messages or ())
+    conversation = split_conversation(messages, body.query)  # checks roles and tool links
+    query = validate_query(conversation.question.content, max_chars=settings.max_query_chars)
+    if body.query is not None:
+        query = validate_query(body.query, max_chars=settings.max_query_chars)
+    encoding: str = body.encoding
+    if body.model is not None:
+        encoding = encoding_for_model(body.model)
+        if "encoding" in body.model_fields_set and body.encoding != encoding:
+            raise InvalidInputError(
+                f"model {body.model!r} reads {encoding}, but encoding is {body.encoding}; "
+                "give one of the two",
+                field="encoding",
+                value=body.encoding,
+            )
     if body.budget_tokens > settings.max_budget_tokens:
         raise InvalidInputError(
             f"budget_tokens is {body.budget_tokens}, above this server's maximum of "
@@ -100,9 +128,13 @@ def prepare(body: ContextRequest, grant: ApiKey, runtime: Runtime) -> Prepared:
         policy=runtime.policies.get(body.policy or settings.default_policy),
         collection=validate_collection_name(body.collection or settings.collection),
         budget=body.budget_tokens,
-        encoding=body.encoding,
+        encoding=encoding,
         top_k=body.top_k,
         debug=body.debug,
+        messages=messages,
+        items=tuple(i.item() for i in body.items or ()),
+        format=PromptFormat(body.format),
+        retrieval_query=query,
     )
 
 
@@ -183,6 +215,10 @@ def _answer(req: Prepared, runtime: Runtime, submitted: float | None) -> Answer:
             counter=runtime.counter(req.encoding),
             now=datetime.now(UTC),
             pinned=pinned,
+            messages=req.messages,
+            items=req.items,
+            query=req.query,
+            fmt=req.format,
         )
         context_ms = (time.perf_counter() - t0) * 1000
         span.set_attribute("ragctx.count", len(pack.items))
@@ -227,7 +263,7 @@ def retrieve(
     params = retrieval_params(runtime.settings, top_k=req.top_k, with_vectors=with_vectors)
     with runtime.telemetry.tracer.start_as_current_span(span) as current:
         retrieved = search(
-            req.query,
+            req.retrieval_query or req.query,
             req.principal,
             req.filters,
             collection=req.collection,
@@ -288,6 +324,8 @@ def to_response(
         tokens=pack.tokens,
         budget_tokens=pack.budget,
         encoding=pack.encoding or req.encoding,
+        **_prompt_fields(pack),
+        retrieval_query=req.retrieval_query or req.query,
         items=[
             ItemOut(
                 citation=item.citation,
@@ -325,6 +363,42 @@ def to_response(
         ),
         trace=TraceOut(trace_id=trace_id, stages=stages, timings_ms=timings_ms),
     )
+
+
+def _prompt_fields(pack: ContextPack) -> dict[str, Any]:
+    """The answer's whole-prompt fields: the prompt in its format, sections and parts."""
+    prompt = pack.prompt
+    if prompt is None:
+        return {}
+    fields: dict[str, Any] = {"format": prompt.format.value}
+    if prompt.format is PromptFormat.OPENAI:
+        fields["messages"] = render.to_openai(prompt.messages)
+    elif prompt.format is PromptFormat.ANTHROPIC:
+        fields["system"], fields["messages"] = render.to_anthropic(prompt.messages)
+    else:
+        fields["text"] = render.to_text(prompt.messages)
+    return {
+        **fields,
+        "prompt_tokens": prompt.tokens,
+        "budget_left": prompt.budget_left,
+        "framing": prompt.framing,
+        "sections": [SectionOut.model_validate(s, from_attributes=True) for s in prompt.sections],
+        "parts": [
+            PartOut(
+                id=p.id,
+                kind=p.kind,
+                section=p.section.value,
+                status=p.status.value,
+                tokens=p.tokens,
+                reason=None if p.reason is None else p.reason.value,
+                detail=p.detail,
+                role=None if p.role is None else p.role.value,
+                flags=list(p.flags),
+            )
+            for p in prompt.parts
+        ],
+        "redactions": dict(prompt.redactions),
+    }
 
 
 def _in_order(retrieved: Retrieved, stage: Stage) -> list[tuple[int, Candidate]]:
@@ -427,6 +501,8 @@ def trace_record(
             ],
             "tokens": pack.tokens,
             "budget_tokens": pack.budget,
+            "context": pack.context,
+            "prompt": _recorded_prompt(response),
             "steps": [
                 {
                     "step": s.step,
@@ -443,9 +519,32 @@ def trace_record(
     )
 
 
+def _recorded_prompt(response: ContextResponse) -> dict[str, Any]:
+    """The whole prompt as the model received it, with every part's fate."""
+    return response.model_dump(
+        mode="json",
+        include={
+            "format",
+            "messages",
+            "system",
+            "text",
+            "prompt_tokens",
+            "budget_left",
+            "framing",
+            "retrieval_query",
+            "sections",
+            "parts",
+            "redactions",
+        },
+    )
+
+
 def recorded_request(req: Prepared) -> dict[str, Any]:
     """The request as a trace keeps it (what ``ragctx eval replay`` runs again)."""
     return {
+        "messages": render.to_openai(req.messages),
+        "items": [pydantic_core.to_jsonable_python(item) for item in req.items],
+        "format": req.format.value,
         "query": req.query,
         "collection": req.collection,
         "budget_tokens": req.budget,

@@ -18,10 +18,14 @@ from pydantic import (
     model_validator,
 )
 
+from assembler.prompt.types import CallerItem, Message, Role, ToolCall
+from assembler.types import ItemKind
 from core.types import SearchFilters
 
 Encoding = Literal["cl100k_base", "o200k_base"]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+MAX_TEXT_CHARS = 200_000  # one message or item; the body limit (RAGCTX_MAX_BODY_BYTES) caps all
+MetaValue = str | int | float | bool | None
 
 
 def _absent(value: object) -> bool:
@@ -77,13 +81,124 @@ class FiltersIn(_In):
         )
 
 
-class ContextRequest(_In):
-    """``POST /v1/context``: a question, a token budget and optional narrowing."""
+class TextPartIn(_In):
+    """One text part of a message's content (the OpenAI content-array form)."""
 
-    query: Annotated[str, Field(min_length=1, description="The question to find context for.")]
-    budget_tokens: Annotated[int, Field(gt=0, description="Tokens the rendered context may use.")]
+    type: Literal["text"]
+    text: Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+
+
+class FunctionIn(_In):
+    """The function a tool call invokes, with its arguments as JSON text."""
+
+    name: Name
+    arguments: Annotated[str, Field(max_length=MAX_TEXT_CHARS)] = "{}"
+
+
+class ToolCallIn(_In):
+    """A tool call made by an assistant message (OpenAI form); its result carries its id."""
+
+    id: Name
+    type: Literal["function"] = "function"
+    function: FunctionIn
+
+
+class MessageIn(_In):
+    """One chat message, OpenAI form: tool calls on assistant messages, results linked by id."""
+
+    role: Literal["system", "user", "assistant", "tool"]
+    content: (
+        Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+        | Annotated[list[TextPartIn], Field(max_length=100)]
+        | None
+    ) = None
+    name: Name | None = None
+    tool_calls: list[ToolCallIn] | None = Field(default=None, max_length=64)
+    tool_call_id: Name | None = None
+
+    def message(self) -> Message:
+        """The assembler's message (a content array is joined into one text)."""
+        content = self.content
+        text = "".join(p.text for p in content) if isinstance(content, list) else content or ""
+        calls = tuple(
+            ToolCall(c.id, c.function.name, c.function.arguments) for c in self.tool_calls or ()
+        )
+        return Message(Role(self.role), text, self.name, calls, self.tool_call_id)
+
+
+class ItemIn(_In):
+    """Context the caller supplies: a remembered fact, a tool output, a document, an example."""
+
+    kind: Literal["memory", "tool_output", "document", "example"]
+    id: Name
+    text: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    priority: float = Field(
+        default=0.0, allow_inf_nan=False, description="Higher packs first in its section."
+    )
+    required: bool = Field(
+        default=False, description="Always packed, or the request fails with a 422 naming it."
+    )
+    updated_at: datetime | None = Field(default=None, description="ISO 8601; naive means UTC.")
+    metadata: dict[Name, MetaValue | list[MetaValue]] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="title, name, tags, series/version/supersedes; matched by policy rules.",
+    )
+
+    @field_validator("updated_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value if value is None or value.tzinfo else value.replace(tzinfo=UTC)
+
+    def item(self) -> CallerItem:
+        """The assembler's caller item."""
+        return CallerItem(
+            kind=ItemKind(self.kind),
+            id=self.id,
+            text=self.text,
+            priority=self.priority,
+            required=self.required,
+            updated_at=self.updated_at,
+            metadata=dict(self.metadata),
+        )
+
+
+class ContextRequest(_In):
+    """``POST /v1/context``: a question or a conversation, a whole-prompt token budget, and
+    optional caller items and narrowing."""
+
+    query: (
+        Annotated[
+            str,
+            Field(
+                min_length=1,
+                description="The question to find context for; when absent, the last user turn.",
+            ),
+        ]
+        | None
+    ) = None
+    messages: list[MessageIn] | None = Field(
+        default=None,
+        max_length=1000,
+        description="The conversation (OpenAI chat form); system messages first.",
+    )
+    items: list[ItemIn] | None = Field(
+        default=None,
+        max_length=1000,
+        description="Memory facts, tool outputs, documents and examples to pack with it.",
+    )
+    budget_tokens: Annotated[
+        int, Field(gt=0, description="Tokens the whole prompt may use, chat framing included.")
+    ]
     encoding: Encoding = Field(
         default="cl100k_base", description="tiktoken encoding of the reader model."
+    )
+    model: Name | None = Field(
+        default=None,
+        description="The reader model (e.g. gpt-4o); sets the encoding when encoding is absent.",
+    )
+    format: Literal["openai", "anthropic", "text"] = Field(
+        default="openai", description="The form of the answer's prompt."
     )
     policy: Name | None = Field(
         default=None, description="Policy name; the server default if omitted."
@@ -208,13 +323,54 @@ class CitationOut(BaseModel):
     updated_at: datetime | None
 
 
+class PartOut(BaseModel):
+    """One message or caller item of the prompt: packed, trimmed, or dropped and why."""
+
+    id: str = Field(description="messages[i], query, or <kind>:<id> for an item")
+    kind: str = Field(description="system, turn, tool, question, or the item's kind")
+    section: str
+    status: Literal["packed", "trimmed", "dropped"]
+    tokens: int
+    reason: str | None = None
+    detail: str = ""
+    role: str | None = None
+    flags: list[str] = Field(default_factory=list)
+
+
+class SectionOut(BaseModel):
+    """Tokens one section of the prompt used, against its floor and ceiling."""
+
+    name: str
+    tokens: int
+    parts: int
+    floor: int = 0
+    ceiling: int | None = None
+
+
 class ContextResponse(BaseModel):
-    """The context to put in the prompt and how it was made."""
+    """The prompt to send, the evidence in it, and how it was made.
+
+    ``messages`` (``openai`` and ``anthropic`` formats; ``system`` apart in the latter) or
+    ``text`` (``text`` format) hold the whole prompt, ``prompt_tokens`` its count, which never
+    exceeds ``budget_tokens``. ``context`` is the evidence section as rendered, ``tokens`` its
+    count. Every message and item is in ``parts``, every candidate in ``items`` or ``dropped``.
+    """
 
     context: str
     tokens: int
     budget_tokens: int
     encoding: str
+    format: str = "openai"
+    messages: list[dict[str, Any]] = Field(default_factory=list)
+    system: str | None = Field(default=None, exclude_if=_absent)
+    text: str | None = Field(default=None, exclude_if=_absent)
+    prompt_tokens: int = 0
+    budget_left: int = 0
+    framing: str = ""
+    retrieval_query: str = ""
+    sections: list[SectionOut] = Field(default_factory=list)
+    parts: list[PartOut] = Field(default_factory=list)
+    redactions: dict[str, int] = Field(default_factory=dict)
     items: list[ItemOut]
     citations: list[CitationOut]
     dropped: list[DroppedOut]

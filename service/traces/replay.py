@@ -158,6 +158,9 @@ def replay_trace(
         body = ContextRequest.model_validate(
             {
                 "query": query,
+                "messages": request.get("messages") or None,
+                "items": request.get("items") or None,
+                "format": request.get("format", "openai"),
                 "budget_tokens": request.get("budget_tokens", recorded.get("budget_tokens")),
                 "encoding": request.get("encoding", "cl100k_base"),
                 "policy": policy or request.get("policy"),
