@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -20,19 +21,59 @@ out_console = Console()
 err_console = Console(stderr=True)
 
 
+def _json_list(path: Path | None, option: str) -> list[Any] | None:
+    """A JSON array from a file (``-``: standard input), or a usage error naming the option."""
+    from core.errors import InvalidInputError
+
+    if path is None:
+        return None
+    try:
+        raw = sys.stdin.read() if str(path) == "-" else path.read_text("utf-8")
+        value = json.loads(raw)
+    except (OSError, UnicodeDecodeError) as err:
+        raise InvalidInputError(f"{option} {path}: cannot read it ({err})", field=option) from err
+    except json.JSONDecodeError as err:
+        msg = f"{option} {path}: not JSON ({err.msg} at line {err.lineno}); give a JSON array"
+        raise InvalidInputError(msg, field=option) from err
+    if not isinstance(value, list):
+        msg = f"{option} {path}: a JSON {type(value).__name__}, not an array; give a JSON array"
+        raise InvalidInputError(msg, field=option)
+    return value
+
+
 def query(
-    text: Annotated[str, typer.Argument(help="The question to find context for.")],
-    budget: Annotated[int, typer.Option(help="Token budget of the rendered context.")] = 1500,
+    text: Annotated[
+        str | None,
+        typer.Argument(help="The question; optional with --messages (the last user turn)."),
+    ] = None,
+    budget: Annotated[
+        int, typer.Option(help="Token budget of the whole prompt, chat framing included.")
+    ] = 1500,
+    messages: Annotated[
+        Path | None,
+        typer.Option(help="JSON file (- for stdin): the conversation, OpenAI chat form."),
+    ] = None,
+    items: Annotated[
+        Path | None,
+        typer.Option(help="JSON file: memory, tool outputs, documents, examples to pack too."),
+    ] = None,
+    prompt_format: Annotated[
+        str, typer.Option("--format", help="openai | anthropic | text")
+    ] = "openai",
+    model: Annotated[
+        str | None, typer.Option(help="Reader model (e.g. gpt-4o): sets the encoding.")
+    ] = None,
     policy: Annotated[str | None, typer.Option(help="Policy name (default: settings).")] = None,
     tenant: Annotated[str | None, typer.Option(help="Tenant to act as.")] = None,
     groups: Annotated[list[str] | None, typer.Option(help="Access groups to act as.")] = None,
     collection: Annotated[str | None, typer.Option(help="Collection to search.")] = None,
-    encoding: Annotated[str, typer.Option(help="cl100k_base | o200k_base")] = "cl100k_base",
+    encoding: Annotated[str | None, typer.Option(help="cl100k_base | o200k_base")] = None,
     top_k: Annotated[int, typer.Option(help="Candidates handed to the assembler.")] = 50,
     debug: Annotated[bool, typer.Option(help="Per-candidate ranks and scores.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the HTTP answer's JSON.")] = False,
 ) -> None:
-    """Retrieve and assemble context for a question; print the context, packed and dropped."""
+    """Retrieve and pack the whole prompt for a question or a conversation; print the context,
+    what was packed and dropped, and (with --messages or --items) every part's fate."""
     from pydantic import ValidationError
 
     from core.errors import InvalidInputError, validation_message
@@ -44,11 +85,16 @@ def query(
 
     settings = load_settings(collection=collection)
     try:
+        fields: dict[str, Any] = {"encoding": encoding} if encoding is not None else {}
         body = ContextRequest.model_validate(
             {
+                **fields,
                 "query": text,
+                "messages": _json_list(messages, "--messages"),
+                "items": _json_list(items, "--items"),
+                "format": prompt_format,
+                "model": model,
                 "budget_tokens": budget,
-                "encoding": encoding,
                 "policy": policy,
                 "collection": collection,
                 "top_k": top_k,
@@ -99,7 +145,42 @@ def query(
     for d in data["dropped"]:
         dropped.add_row(d["doc_id"], d["reason"], d.get("detail", ""))
     out_console.print(dropped)
+    if messages is not None or items is not None:
+        _print_parts(data)
     policy_out = data["policy"]
     err_console.print(
         f"policy {policy_out['name']} v{policy_out['version']} · trace {data['trace']['trace_id']}"
     )
+
+
+def _print_parts(data: dict[str, Any]) -> None:
+    """The whole prompt's sections and parts, as tables."""
+    sections = Table(
+        title=f"prompt: {data['prompt_tokens']}/{data['budget_tokens']} tokens "
+        f"({data['budget_left']} left; {data['framing']})"
+    )
+    for col in ("section", "tokens", "parts", "floor", "ceiling"):
+        sections.add_column(col)
+    for section in data["sections"]:
+        ceiling = section.get("ceiling")
+        sections.add_row(
+            section["name"],
+            str(section["tokens"]),
+            str(section["parts"]),
+            str(section["floor"]),
+            "-" if ceiling is None else str(ceiling),
+        )
+    out_console.print(sections)
+    parts = Table(title="parts")
+    for col in ("id", "kind", "status", "tokens", "reason", "detail"):
+        parts.add_column(col)
+    for part in data["parts"]:
+        parts.add_row(
+            part["id"],
+            part["kind"],
+            part["status"],
+            str(part["tokens"]),
+            part.get("reason") or "",
+            part.get("detail", ""),
+        )
+    out_console.print(parts)
