@@ -79,6 +79,11 @@ _SEARCH_FIELD_DEFINITIONS: dict[str, Any] = {
     for name, field in ContextRequest.model_fields.items()
     if name in SEARCH_FIELDS
 }
+# A search needs its question (get_context may take it from the conversation instead).
+_SEARCH_FIELD_DEFINITIONS["query"] = (
+    str,
+    Field(min_length=1, description="The question to rank candidates for."),
+)
 SearchRequest: type[BaseModel] = create_model(
     "SearchRequest",
     __config__=ConfigDict(extra="forbid"),

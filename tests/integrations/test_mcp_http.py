@@ -148,7 +148,7 @@ def test_policy_resources_are_readable_and_narrowed(server: Running) -> None:
             "tenant",
             "the API key decides the tenant",
         ),
-        ({"budget_tokens": 100}, "query", "query is required"),
+        ({"budget_tokens": 100}, "query", "there is no question"),
         ({"query": "x", "budget_tokens": -5}, "budget_tokens", "greater than 0"),
         ({"query": "x", "budget_tokens": 100, "policy": "nope"}, "policy", "unknown policy 'nope'"),
         ({"query": "x", "budget_tokens": 100, "collection": "nope"}, "collection", "nope"),
