@@ -15,6 +15,7 @@ from datetime import datetime
 from assembler import Policy, TokenCounter, assemble
 from core.types import Candidate
 from eval.naive_packer import naive_pack, relevant_share
+from eval.runner import ContextScorer
 
 DEFAULT_BUDGETS = (512, 1024, 2048)
 
@@ -49,4 +50,20 @@ class AssemblerContextScorer:
             naive = naive_pack(head, budget=budget, counter=self.counter)
             scores[f"assembler_recall@{budget}"] = relevant_share(ours, wanted)
             scores[f"naive_recall@{budget}"] = relevant_share(naive, wanted)
+        return scores
+
+
+@dataclass(frozen=True, slots=True)
+class CombinedScorer:
+    """Several ``ContextScorer``s as one: their per-query numbers side by side."""
+
+    scorers: Sequence[ContextScorer]
+
+    def __call__(
+        self, query: str, candidates: Sequence[Candidate], relevant: Collection[str]
+    ) -> Mapping[str, float]:
+        """Every scorer's numbers for one query (their keys do not overlap)."""
+        scores: dict[str, float] = {}
+        for scorer in self.scorers:
+            scores.update(scorer(query, candidates, relevant))
         return scores

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from eval import DocScore, EvalDataset, EvalParams, EvalReport, GateResult
-    from eval.context_stage import AssemblerContextScorer
+    from eval.context_stage import CombinedScorer
     from service.settings import Settings
     from service.traces.replay import TraceDiff
 
@@ -290,13 +290,16 @@ def eval_params(
     )
 
 
-def _context_scorer(settings: Settings) -> AssemblerContextScorer | None:
-    """The context stage: the default policy against the naive packer, cl100k_base budgets."""
+def _context_scorer(settings: Settings) -> CombinedScorer | None:
+    """The context stage: the default policy against the naive packer, cl100k_base budgets;
+    and the whole prompt (``support-chat`` when the policy folder has it) against LangChain's
+    trim-the-history-then-stuff."""
     from datetime import UTC, datetime
 
     from assembler.policy import load_policy
     from assembler.tokens import tiktoken_counter
-    from eval.context_stage import AssemblerContextScorer
+    from eval.context_stage import AssemblerContextScorer, CombinedScorer
+    from eval.prompt_stage import WholePromptScorer
 
     path = settings.policy_dir / f"{settings.default_policy}.yaml"
     if not path.exists():
@@ -306,8 +309,14 @@ def _context_scorer(settings: Settings) -> AssemblerContextScorer | None:
         )
         return None
     policy = load_policy(path).policy
-    return AssemblerContextScorer(
-        policy=policy, counter=tiktoken_counter("cl100k_base"), now=datetime.now(UTC)
+    counter, now = tiktoken_counter("cl100k_base"), datetime.now(UTC)
+    chat = settings.policy_dir / "support-chat.yaml"
+    whole = load_policy(chat).policy if chat.exists() else policy
+    return CombinedScorer(
+        (
+            AssemblerContextScorer(policy=policy, counter=counter, now=now),
+            WholePromptScorer(policy=whole, counter=counter, now=now),
+        )
     )
 
 

@@ -86,3 +86,35 @@ def test_incident_policy_skips_the_rerank_threshold_for_fused_scores(counter) ->
     assert len(result.items) == 3
     packing = next(step for step in result.trace if step.step == "packing")
     assert "min_score skipped for 3 candidates of kind rrf" in " ".join(packing.notes)
+
+
+def test_support_chat_policy_reserves_evidence_and_redacts(counter) -> None:
+    from assembler import assemble
+    from assembler.prompt.types import Message, Role
+    from tests.assembler.builders import words
+
+    messages = [Message(Role.SYSTEM, "You are Relay's support assistant.")]
+    for n in range(20):
+        messages += [
+            Message(Role.USER, f"turn {n}: {words(40, f'u{n}')}"),
+            Message(Role.ASSISTANT, f"reply {n}: {words(60, f'a{n}')}"),
+        ]
+    messages.append(Message(Role.USER, "and for queues created before that? I'm bob@acme.example"))
+    chunks = [
+        candidate(
+            f"c{n}", text=f"Call +1 415 555 01{n:02d}. " + words(80, f"c{n}"), score=1 - n / 100
+        )
+        for n in range(30)
+    ]
+    policy = load_policy(POLICIES / "support-chat.yaml").policy
+    result = assemble(
+        chunks, policy=policy, budget=4000, counter=counter, now=NOW, messages=messages
+    )
+    prompt = result.prompt
+    assert prompt.tokens <= 4000 and result.tokens >= 0.35 * 4000 - 200
+    kept_turns = [p for p in prompt.parts if p.kind == "turn" and p.status.value == "packed"]
+    assert kept_turns[0].id == "messages[1]", "the task is kept"
+    assert len(kept_turns) <= 2 * 7
+    assert prompt.messages[-2].content == result.context, "evidence right before the question"
+    assert "[PHONE]" in result.context and "415 555" not in result.context
+    assert prompt.messages[-1].content.endswith("bob@acme.example"), "the user's own turn"

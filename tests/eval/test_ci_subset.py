@@ -72,6 +72,11 @@ def test_ci_subset_runs_every_stage_and_passes_the_gate(
     context = report["stages"]["context"]["metrics"]
     for budget in (512, 1024, 2048):  # the assembler is at least as good as the naive packer
         assert context[f"assembler_recall@{budget}"] >= context[f"naive_recall@{budget}"]
+    for budget in (2000, 4000, 8000):  # next to a system prompt and a 20-turn history
+        assert (
+            context[f"prompt_assembler_recall@{budget}"]
+            >= context[f"prompt_langchain_recall@{budget}"]
+        )
     assert report["stages"]["rerank"]["active"] is False
     assert report["llm_metrics"]["status"] == "not_run"
     assert report["dataset"]["queries"] == 40

@@ -32,3 +32,36 @@ def test_scores_are_shares_per_budget() -> None:
     }
     assert scores["assembler_recall@2048"] == 2 / 3
     assert all(0.0 <= v <= 1.0 for v in scores.values())
+
+
+def test_the_whole_prompt_stage_against_langchains_trim_then_stuff() -> None:
+    from pathlib import Path
+
+    from assembler.policy import load_policy
+    from assembler.prompt.framing import prompt_tokens
+    from assembler.prompt.types import Message, PromptFormat, Role
+    from eval.prompt_stage import SYSTEM_PROMPT, WholePromptScorer, support_history
+
+    counter = tiktoken_counter("cl100k_base")
+    history = support_history()
+    assert len(history) == 20 and 2200 < prompt_tokens(history, counter, PromptFormat.OPENAI) < 2400
+    chat = load_policy(Path(__file__).parents[2] / "data/policies/support-chat.yaml").policy
+    cands = [
+        candidate(f"c{i}", doc_id=f"d{i}", text=words(150, f"c{i}"), score=1.0 - i / 100)
+        for i in range(30)
+    ]
+    scorer = WholePromptScorer(policy=chat, counter=counter, now=NOW, budgets=(2000, 8000))
+    scores = scorer("what is the retention?", cands, {"d0", "d1", "d2"})
+    assert set(scores) == {
+        f"prompt_{who}_recall@{b}" for who in ("assembler", "langchain") for b in (2000, 8000)
+    }
+    # at 2,000 tokens the history takes everything LangChain's way; the policy's floor keeps
+    # room for evidence
+    assert scores["prompt_langchain_recall@2000"] == 0.0
+    assert scores["prompt_assembler_recall@2000"] > 0
+    # LangChain's prompt stays within its budget too (the comparison is fair)
+    question = Message(Role.USER, "what is the retention?")
+    for budget in (2000, 8000):
+        evidence = scorer.langchain_evidence(cands, question, budget)
+        assert evidence.tokens <= budget
+    assert SYSTEM_PROMPT.startswith("You are")
