@@ -227,7 +227,11 @@ def test_a_query_only_request_answers_as_before_plus_the_prompt(server: Running)
         ({"messages": [{"role": "wizard", "content": "q"}]}, "messages[0].role", "user"),
         ({"query": "q", "model": "claude-sonnet-4"}, "model", "pass encoding"),
         ({"query": "q", "model": "gpt-4o", "encoding": "cl100k_base"}, "encoding", "one of"),
-        ({"query": "q", "items": [{"kind": "secret", "id": "a", "text": "t"}]}, "items[0].kind", ""),
+        (
+            {"query": "q", "items": [{"kind": "secret", "id": "a", "text": "t"}]},
+            "items[0].kind",
+            "",
+        ),
         (
             {
                 "query": "q",
