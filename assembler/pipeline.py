@@ -19,6 +19,7 @@ from assembler.ranking import pin_order, rank
 from assembler.rules.exclude import exclusion
 from assembler.rules.freshness import judge_freshness
 from assembler.rules.priority import boost_factor
+from assembler.rules.versions import judge_versions
 from assembler.tokens import TokenCounter
 from assembler.trace import Trace, screen_steps
 from assembler.trim import trim_last
@@ -28,6 +29,7 @@ from assembler.types import (
     ContextPack,
     Dropped,
     DropReason,
+    VersionsMode,
 )
 from core.errors import InvalidInputError
 from core.types import Candidate
@@ -120,6 +122,32 @@ def _freshness(
     return kept
 
 
+def _versions(
+    inputs: Sequence[Candidate],
+    alive: Sequence[int],
+    *,
+    policy: Policy,
+    dropped: dict[int, Dropped],
+    flags: dict[int, tuple[str, ...]],
+) -> tuple[list[int], tuple[str, ...]]:
+    """Versions after freshness: drop (or flag) older versions of a document among the alive."""
+    mode = policy.versions.mode
+    if mode is VersionsMode.OFF:
+        return list(alive), ("mode=off",)
+    verdict = judge_versions([inputs[index] for index in alive])
+    kept: list[int] = []
+    for index, superseded in zip(alive, verdict.superseded, strict=True):
+        if superseded is not None and mode is VersionsMode.PREFER_LATEST:
+            dropped[index] = _drop(inputs[index], DropReason.SUPERSEDED, superseded.detail(mode))
+            continue
+        if superseded is not None:
+            flags[index] = (superseded.flag,)
+        kept.append(index)
+    older = ", ".join(f"{doc} by {by.newer}" for doc, by in verdict.documents.items())
+    summary = f"{len(verdict.documents)} documents superseded" + (f": {older}" if older else "")
+    return kept, (f"mode={mode.value}", summary, *verdict.notes)
+
+
 def _render_within(
     packed: list[Packed],
     *,
@@ -173,9 +201,10 @@ def assemble(
 ) -> ContextPack:
     """Pack ranked candidates into a token budget under a policy, with citations.
 
-    Rules run in order: exclude, freshness, priority, injection screen, near-duplicates,
-    packing, order, render. The rendered context, counted by ``counter``, never exceeds
-    ``budget``; every candidate (and pinned chunk) is packed or dropped with one reason.
+    Rules run in order: exclude, freshness, versions, priority, injection screen,
+    near-duplicates, packing, order, render. The rendered context, counted by ``counter``,
+    never exceeds ``budget``; every candidate (and pinned chunk) is packed or dropped with one
+    reason.
 
     Args:
         candidates: Retrieval's candidates, best first.
@@ -213,6 +242,10 @@ def assemble(
     kept = _freshness(inputs, allowed, policy=policy, now=now, dropped=dropped, factors=factors)
     undated = sum(inputs[index].updated_at is None for index in kept)
     trace.add("freshness", len(allowed), len(kept), f"{undated} without updated_at, not decayed")
+    flags: dict[int, tuple[str, ...]] = {}
+    fresh = kept
+    kept, notes = _versions(inputs, fresh, policy=policy, dropped=dropped, flags=flags)
+    trace.add("versions", len(fresh), len(kept), *notes)
 
     if policy.priority.boosts:
         for index in kept:
@@ -233,6 +266,7 @@ def assemble(
         available=limit - costing.overhead(),
         costing=costing,
         admission=Admission(policy, Screens()),
+        flags=flags,
     )
     packer.fill(ranked)
     if policy.packing.trim_last:
