@@ -144,7 +144,10 @@ def _versions(
             flags[index] = (superseded.flag,)
         kept.append(index)
     older = ", ".join(f"{doc} by {by.newer}" for doc, by in verdict.documents.items())
-    summary = f"{len(verdict.documents)} documents superseded" + (f": {older}" if older else "")
+    count = len(verdict.documents)
+    summary = f"{count} document{'' if count == 1 else 's'} superseded" + (
+        f": {older}" if older else ""
+    )
     return kept, (f"mode={mode.value}", summary, *verdict.notes)
 
 

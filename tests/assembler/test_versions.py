@@ -45,7 +45,7 @@ def test_the_newest_version_of_a_series_wins_and_the_drop_names_it(counter) -> N
     assert step(result) == (
         2,
         1,
-        ("mode=prefer_latest", "1 documents superseded: relnotes-3-8 by relnotes-4-1"),
+        ("mode=prefer_latest", "1 document superseded: relnotes-3-8 by relnotes-4-1"),
     )
 
 
@@ -112,7 +112,7 @@ def test_every_chunk_of_an_older_document_goes(counter) -> None:
     result = pack([*chunks, new], counter, rules=PREFER)
     assert packed_ids(result) == ["new-0"]
     assert set(reasons(result).values()) == {"superseded"} and len(reasons(result)) == 3
-    assert step(result)[2][1] == "1 documents superseded: v1 by v2"
+    assert step(result)[2][1] == "1 document superseded: v1 by v2"
 
 
 def test_chains_resolve_to_the_newest_and_cycles_supersede_nobody(counter) -> None:
