@@ -15,7 +15,7 @@ whole after ordering (see ``assembler.pipeline``), and that count is the one the
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from time import perf_counter
 
@@ -246,9 +246,16 @@ class Packer:
     """
 
     def __init__(
-        self, *, policy: Policy, available: int, costing: Costing, admission: Admission
+        self,
+        *,
+        policy: Policy,
+        available: int,
+        costing: Costing,
+        admission: Admission,
+        flags: Mapping[int, tuple[str, ...]] | None = None,
     ) -> None:
         self.policy = policy
+        self.flags = flags or {}  # flags by input position, set before packing (versions)
         self.costing = costing
         self.admission = admission
         self.caps = Caps(policy.packing)
@@ -287,6 +294,7 @@ class Packer:
         body_tokens = self.costing.body(entry.candidate, text)
         if self.over(entry, body_tokens):
             return False
+        extra_flags = (*self.flags.get(entry.index, ()), *extra_flags)
         item = item_of(entry, text, extra_flags, body_tokens)
         cost = self.costing.cost(item)
         if self.over(entry, cost):

@@ -24,6 +24,7 @@ from assembler.rules.exclude import exclusion
 from assembler.rules.freshness import judge_freshness
 from assembler.rules.priority import boost_factor
 from assembler.rules.redact import redactor
+from assembler.rules.versions import judge_versions
 from assembler.tokens import TokenCounter
 from assembler.trace import Trace, screen_steps
 from assembler.trim import trim_last
@@ -33,6 +34,7 @@ from assembler.types import (
     ContextPack,
     Dropped,
     DropReason,
+    VersionsMode,
 )
 from core.errors import InvalidInputError
 from core.types import Candidate
@@ -140,6 +142,35 @@ def _redact(
         text = rules.apply(candidate.text, counts)
         if text != candidate.text:
             inputs[index] = replace(candidate, text=text, body_tokens={})
+
+
+def _versions(
+    inputs: Sequence[Candidate],
+    alive: Sequence[int],
+    *,
+    policy: Policy,
+    dropped: dict[int, Dropped],
+    flags: dict[int, tuple[str, ...]],
+) -> tuple[list[int], tuple[str, ...]]:
+    """Versions after freshness: drop (or flag) older versions of a document among the alive."""
+    mode = policy.versions.mode
+    if mode is VersionsMode.OFF:
+        return list(alive), ("mode=off",)
+    verdict = judge_versions([inputs[index] for index in alive])
+    kept: list[int] = []
+    for index, superseded in zip(alive, verdict.superseded, strict=True):
+        if superseded is not None and mode is VersionsMode.PREFER_LATEST:
+            dropped[index] = _drop(inputs[index], DropReason.SUPERSEDED, superseded.detail(mode))
+            continue
+        if superseded is not None:
+            flags[index] = (superseded.flag,)
+        kept.append(index)
+    older = ", ".join(f"{doc} by {by.newer}" for doc, by in verdict.documents.items())
+    count = len(verdict.documents)
+    summary = f"{count} document{'' if count == 1 else 's'} superseded" + (
+        f": {older}" if older else ""
+    )
+    return kept, (f"mode={mode.value}", summary, *verdict.notes)
 
 
 def _render_within(
@@ -250,7 +281,7 @@ def pack_evidence(
 ) -> ContextPack:
     """Pack ranked candidates into a token budget under a policy, with citations.
 
-    Rules run in order: exclude, freshness, redact, priority, injection screen,
+    Rules run in order: exclude, freshness, versions, redact, priority, injection screen,
     near-duplicates, packing, order, render. The rendered context, counted by ``counter``,
     never exceeds ``budget``; every candidate (and pinned chunk) is packed or dropped with
     one reason.
@@ -291,6 +322,10 @@ def pack_evidence(
     kept = _freshness(inputs, allowed, policy=policy, now=now, dropped=dropped, factors=factors)
     undated = sum(inputs[index].updated_at is None for index in kept)
     trace.add("freshness", len(allowed), len(kept), f"{undated} without updated_at, not decayed")
+    flags: dict[int, tuple[str, ...]] = {}
+    fresh = kept
+    kept, notes = _versions(inputs, fresh, policy=policy, dropped=dropped, flags=flags)
+    trace.add("versions", len(fresh), len(kept), *notes)
     redactions: Counter[str] = Counter()
     _redact(inputs, kept, policy, redactions)
     if not policy.redact.is_empty:
@@ -316,6 +351,7 @@ def pack_evidence(
         available=limit - costing.overhead(),
         costing=costing,
         admission=Admission(policy, Screens()),
+        flags=flags,
     )
     packer.fill(ranked)
     if policy.packing.trim_last:

@@ -65,6 +65,11 @@ def _version_to_str(value: object) -> object:
     return value
 
 
+def _off(value: object) -> object:
+    # YAML 1.1 reads a bare `off` as false; `mode: off` means the mode named "off".
+    return "off" if value is False else value
+
+
 def _one_or_many(value: object) -> object:
     # `min_score: {kind: rerank, value: 0}` is the common case; a list allows one per kind.
     if isinstance(value, Mapping):
@@ -153,7 +158,7 @@ class Priority(_Section):
 class Injection(_Section):
     """Rule 4: chunks that look like instructions to the model are flagged or dropped."""
 
-    action: InjectionAction = InjectionAction.FLAG
+    action: Annotated[InjectionAction, BeforeValidator(_off)] = InjectionAction.FLAG
     patterns: tuple[Regex, ...] = ()
 
     @cached_property
@@ -209,7 +214,7 @@ class Citations(_Section):
 class Versions(_Section):
     """Documents of one series (``series`` and ``version`` metadata, or ``supersedes``)."""
 
-    mode: VersionsMode = VersionsMode.OFF
+    mode: Annotated[VersionsMode, BeforeValidator(_off)] = VersionsMode.OFF
 
 
 def _share_or_tokens(value: float) -> float:

@@ -53,7 +53,8 @@ def _fits_in(packer: Packer, entry: Ranked) -> Callable[[str], bool]:
         body = costing.body(entry.candidate, prefix)
         if body < least or body > room:
             return False
-        return costing.cost(item_of(entry, prefix, (TRIMMED_FLAG,), body)) <= room
+        flags = (*packer.flags.get(entry.index, ()), TRIMMED_FLAG)  # as offer will flag it
+        return costing.cost(item_of(entry, prefix, flags, body)) <= room
 
     return fits
 

@@ -119,3 +119,61 @@ def json_safe(value: Any) -> Any:
         items = [json_safe(v) for v in value]
         return sorted(items, key=str) if isinstance(value, set | frozenset) else items
     return str(value)
+
+
+SERIES = "series"
+VERSION = "version"
+SUPERSEDES = "supersedes"
+"""Metadata keys that declare document versions (``assembler.rules.versions`` reads them)."""
+
+
+def parse_versions(metadata: Mapping[str, Any], doc_id: str) -> dict[str, Any]:
+    """``metadata`` with its version keys checked and written in one form.
+
+    ``series`` and ``version`` are a pair of strings (a whole number is written out; a
+    fraction is refused, since ``4.10`` read as a number is ``4.1``); ``supersedes`` is a list
+    of document ids, or one string of comma-separated ids. Other keys pass through.
+
+    Raises:
+        FieldError: a key has the wrong form, ``version`` comes without ``series`` (or the
+            other way round), or the document supersedes itself; the message names the key.
+    """
+    out = dict(metadata)
+    series = _version_str(out, SERIES)
+    version = _version_str(out, VERSION)
+    if (series is None) != (version is None):
+        given, missing = (SERIES, VERSION) if version is None else (VERSION, SERIES)
+        raise FieldError(
+            f"{given} {out[given]!r} comes without {missing}: a document of a series names both "
+            f'(series: relnotes, version: "4.1"); add {missing}, or name the older documents '
+            f"with {SUPERSEDES}: [doc ids]"
+        )
+    if SUPERSEDES in out:
+        value = out[SUPERSEDES]
+        if not isinstance(value, str | list):
+            raise FieldError(
+                f"{SUPERSEDES} has value {value!r}; expected a list of document ids "
+                "(supersedes: [relnotes-3-8]) or a comma-separated string of them"
+            )
+        older = list(parse_str_list(value, SUPERSEDES))
+        if doc_id in older:
+            raise FieldError(f"{SUPERSEDES} names the document itself ({doc_id!r}); remove it")
+        out[SUPERSEDES] = older
+    return out
+
+
+def _version_str(metadata: dict[str, Any], key: str) -> str | None:
+    """Check ``metadata[key]`` (series or version) and write it back as a string."""
+    if key not in metadata:
+        return None
+    value = metadata[key]
+    if isinstance(value, float):
+        raise FieldError(
+            f'{key} has the number {value!r}; write it as a string ({key}: "4.10"), since '
+            "a number loses its trailing zeros (4.10 reads as 4.1)"
+        )
+    text = parse_str(value, key)
+    if not text:
+        raise FieldError(f"{key} is empty; give it a value or remove it")
+    metadata[key] = text
+    return text

@@ -28,6 +28,7 @@ from ingest.fields import (
     parse_date,
     parse_str,
     parse_str_list,
+    parse_versions,
 )
 from ingest.html_text import HtmlTooDeepError, html_to_text
 from ingest.types import Document, FieldMapping, InputProblem
@@ -259,6 +260,7 @@ def _document(
         updated_at = (
             mtime(ref.disk) if from_mtime else parse_date(fields["updated_at"], "updated_at")
         )
+        metadata = parse_versions(json_safe(extra), doc_id)
     except FieldError as err:
         return InputProblem(ref.label, f"{err}; fix the value in the file")
     if not doc_id:
@@ -277,7 +279,7 @@ def _document(
         groups=groups,
         tags=merge_tags(tags, ctx.tags),
         updated_at=updated_at,
-        metadata=json_safe(extra),
+        metadata=metadata,
         format=fmt,
         updated_at_from_mtime=from_mtime,
     )

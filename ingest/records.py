@@ -21,6 +21,7 @@ from ingest.fields import (
     parse_date,
     parse_str,
     parse_str_list,
+    parse_versions,
 )
 from ingest.readers import (
     BINARY_PROBE_BYTES,
@@ -157,6 +158,11 @@ def read_beir_corpus(ref: FileRef, ctx: ReadContext) -> Iterator[Read]:
             nested = meta.pop("metadata", None)
             if isinstance(nested, Mapping):
                 meta = {**nested, **meta}
+            try:
+                meta = parse_versions(meta, item.doc.doc_id)
+            except FieldError as err:
+                yield InputProblem(ref.label, str(err), line=item.line, doc_id=item.doc.doc_id)
+                continue
             yield replace(item, doc=replace(item.doc, metadata=meta))
         else:
             yield item
@@ -261,7 +267,7 @@ def _record_document(
         groups=groups,
         tags=merge_tags(tags, ctx.tags),
         updated_at=updated_at,
-        metadata=json_safe(extra),
+        metadata=parse_versions(json_safe(extra), doc_id),
         format=fmt,
         updated_at_from_mtime=from_mtime,
     )

@@ -42,8 +42,16 @@ from assembler.rules.exclude import exclusion
 from assembler.rules.freshness import judge_freshness
 from assembler.rules.injection import injection_signals
 from assembler.rules.redact import Redactor, redactor
+from assembler.rules.versions import judge_versions
 from assembler.tokens import TokenCounter
-from assembler.types import ContextPack, DropReason, InjectionAction, ItemKind, SectionName
+from assembler.types import (
+    ContextPack,
+    DropReason,
+    InjectionAction,
+    ItemKind,
+    SectionName,
+    VersionsMode,
+)
 from core.errors import InvalidInputError, RequiredOverBudgetError
 from core.types import Candidate, ScoreKind
 
@@ -227,9 +235,27 @@ def _entries(
         if not trusted:
             screen.judge(entry)
         by_section.setdefault(item.kind.section, []).append(entry)
+    _versions([e for entries in by_section.values() for e in entries], policy)
     for entries in by_section.values():
         entries.sort(key=lambda e: (not e.item.required, -e.item.priority, e.position))
     return by_section
+
+
+def _versions(entries: Sequence[_Entry], policy: Policy) -> None:
+    """The versions rule over the caller's untrusted items still in play (``series`` and
+    ``version``, or ``supersedes``, in their metadata); a required item is never dropped."""
+    mode = policy.versions.mode
+    alive = [e for e in entries if e.drop is None and not e.trusted]
+    if mode is VersionsMode.OFF or len(alive) < 2:
+        return
+    verdict = judge_versions([as_candidate(e.item) for e in alive])
+    for entry, superseded in zip(alive, verdict.superseded, strict=True):
+        if superseded is None:
+            continue
+        if mode is VersionsMode.PREFER_LATEST and not entry.item.required:
+            entry.drop = (DropReason.SUPERSEDED, superseded.detail(mode))
+        else:
+            entry.flags = (*entry.flags, superseded.flag)
 
 
 def _block(entry: _Entry, policy: Policy, costs: _Costs) -> None:

@@ -172,6 +172,7 @@ def test_trace_has_every_step_in_order(counter) -> None:
         "input",
         "exclude",
         "freshness",
+        "versions",
         "priority",
         "injection",
         "dedupe",

@@ -436,3 +436,41 @@ def test_o200k_counts_differ_and_hold(counter: TiktokenCounter) -> None:
     result = whole(o200k, chat(3), candidates=5, budget=500)
     assert result.prompt.tokens <= 500 and result.encoding == "o200k_base"
     assert tiktoken.get_encoding("o200k_base").name == o200k.name
+
+
+def test_older_versions_among_the_callers_documents_are_superseded(
+    counter: TiktokenCounter,
+) -> None:
+    items = (
+        CallerItem(
+            ItemKind.DOCUMENT,
+            "plan-v1",
+            "Retention is 7 days.",
+            metadata={"series": "plan", "version": "1"},
+        ),
+        CallerItem(
+            ItemKind.DOCUMENT,
+            "plan-v2",
+            "Retention is 14 days.",
+            metadata={"series": "plan", "version": "2"},
+        ),
+    )
+    result = whole(
+        counter, [Message(Role.USER, "q")], items=items, versions={"mode": "prefer_latest"}
+    )
+    fate = parts(result)
+    assert fate["document:plan-v1"].reason is DropReason.SUPERSEDED
+    assert "plan-v2" in fate["document:plan-v1"].detail
+    flagged = whole(
+        counter, [Message(Role.USER, "q")], items=items, versions={"mode": "keep_all_flagged"}
+    )
+    assert "superseded_by:plan-v2" in parts(flagged)["document:plan-v1"].flags
+
+
+def test_a_bare_yaml_off_means_the_mode_off() -> None:
+    from assembler.policy_schema import Policy
+
+    loaded = Policy.model_validate(
+        {"name": "x", "version": "1", "versions": {"mode": False}, "injection": {"action": False}}
+    )
+    assert loaded.versions.mode.value == "off" and loaded.injection.action.value == "off"
