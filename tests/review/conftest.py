@@ -30,11 +30,14 @@ from tests.service.conftest import (  # noqa: F401  (fixtures, used by name)
     running_server,
     sample_store_template,
     write_keys,
+    write_policies,
 )
 
 XSS = '<script>alert("pwned")</script><img src=x onerror="alert(2)">'
 XSS_QUESTION = "How do I rotate widget tokens? <script>alert(1)</script>"
 REVIEWERS = {"reviewer-acme": "acme", "reviewer-globex": "globex"}
+# The policy diff's candidate: the test policies' default, but the XSS document excluded.
+CANDIDATE_POLICY = 'name: candidate\nversion: "1"\nexclude:\n  doc_ids: [xss-widget-tokens]\n'
 
 
 def write_review_keys(path: Path) -> None:
@@ -80,6 +83,7 @@ class ReviewSetup:
     server: Running
     acme_trace: str  # the XSS question; the XSS document among its candidates
     globex_trace: str
+    reports: Path  # the server's RAGCTX_REPORTS_DIR
 
     @contextmanager
     def reviewer(self, name: str = "reviewer-acme") -> Iterator[httpx.Client]:
@@ -109,10 +113,13 @@ def review(
     shutil.copytree(sample_store_template, store)
     add_xss_document(store, work / "xss-docs", models.encoders)
     write_review_keys(work / "keys.toml")
+    (write_policies(work / "policies") / "candidate.yaml").write_text(CANDIDATE_POLICY, "utf-8")
+    reports = work / "reports"  # empty until a test runs the eval code into it
     with running_server(
-        lambda port: make_settings(store, work, port=port), loader_of(models)
+        lambda port: make_settings(store, work, port=port, reports_dir=reports),
+        loader_of(models),
     ) as run:
         acme = record(run, "acme-eng", XSS_QUESTION)
         globex = record(run, "globex-all", "How do I rotate API keys?")
         assert run.runtime.traces is not None and run.runtime.traces.flush(10)
-        yield ReviewSetup(server=run, acme_trace=acme, globex_trace=globex)
+        yield ReviewSetup(server=run, acme_trace=acme, globex_trace=globex, reports=reports)
