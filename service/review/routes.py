@@ -32,6 +32,7 @@ from index.schema import Filter, MatchValue
 from service.api.schemas import MAX_TRACES_LISTED, FeedbackRequest
 from service.auth import ApiKey
 from service.errors import OverloadedError, UnknownPolicyError
+from service.review import quality
 from service.review.diff import MAX_DIFF_TRACES, TraceChange, diff_summary, trace_change
 from service.review.queue import (
     CLOSE_MARGIN,
@@ -552,3 +553,80 @@ def _judge_refused(
     request: Request, reviewer: ApiKey, trace_id: str, problems: list[str]
 ) -> Response:
     return _trace_page(request, reviewer, trace_id, problems=problems, status=422)
+
+
+# the quality view ---------------------------------------------------------------------------
+
+SVG_HEADERS = {
+    # an image: no script runs in it; its own <style> needs inline styles
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+@router.get("/quality", response_class=HTMLResponse)
+def quality_view(request: Request) -> Response:
+    """The quality reports over time and the tenant's failure categories per day: tables, and
+    charts as ``<img>`` of the SVG routes below (so the page's CSP stays strict)."""
+    reviewer = _reviewer(request)
+    if reviewer is None:
+        return _to_login()
+    runtime = _runtime(request)
+    reports = runtime.settings.reports_dir
+    try:
+        from eval.history import HISTORY_METRIC, read_injection_history
+
+        history = quality.history_rows(reports)
+        injection = read_injection_history(reports)
+    except ImportError:
+        return _error(503, quality.EVAL_EXTRA, reviewer)
+    store = _store(runtime)
+    failures: list[Any] | None = None
+    if store is not None:
+        try:
+            failures = quality.failure_rows(store, reviewer.tenant)
+        except SQLAlchemyError:
+            failures = None
+    return page(
+        "quality.html",
+        reviewer=reviewer,
+        reports=reports,
+        history=history,
+        stages=quality.stages_of(history),
+        metric=HISTORY_METRIC,
+        injection=injection,
+        failures=failures,
+        categories=CATEGORIES,
+        failure_scan=quality.FAILURE_SCAN,
+    )
+
+
+@router.get("/quality/history.svg")
+def history_chart(request: Request) -> Response:
+    reviewer = _reviewer(request)
+    if reviewer is None:
+        return Response(status_code=401, headers=SECURITY_HEADERS)
+    try:
+        svg = quality.history_svg(quality.history_rows(_runtime(request).settings.reports_dir))
+    except ImportError:
+        return Response(quality.EVAL_EXTRA, status_code=503, headers=SECURITY_HEADERS)
+    return Response(svg, media_type="image/svg+xml", headers=SVG_HEADERS)
+
+
+@router.get("/quality/failures.svg")
+def failures_chart(request: Request) -> Response:
+    reviewer = _reviewer(request)
+    if reviewer is None:
+        return Response(status_code=401, headers=SECURITY_HEADERS)
+    store = _store(_runtime(request))
+    if store is None:
+        return Response("the trace store is off", status_code=503, headers=SECURITY_HEADERS)
+    try:
+        svg = quality.failures_svg(quality.failure_rows(store, reviewer.tenant))
+    except ImportError:
+        return Response(quality.EVAL_EXTRA, status_code=503, headers=SECURITY_HEADERS)
+    except SQLAlchemyError as exc:
+        message = f"the trace store cannot be reached ({type(exc).__name__})"
+        return Response(message, status_code=503, headers=SECURITY_HEADERS)
+    return Response(svg, media_type="image/svg+xml", headers=SVG_HEADERS)

@@ -5,8 +5,13 @@ unknown and hostile input, and escaped trace text."""
 from __future__ import annotations
 
 import html
+import json
 import re
+from pathlib import Path
 
+from index.edge import EdgeStore
+from service.runtime import Models
+from service.traces.diagnose import CATEGORIES
 from tests.review.conftest import XSS, XSS_QUESTION, ReviewSetup
 from tests.service.conftest import auth
 
@@ -92,3 +97,122 @@ def test_the_diff_refuses_other_tenants_unknown_policies_and_too_many_traces(
     assert nobody.status_code == 303 and nobody.headers["location"] == "/review/login"
     assert globex.status_code == 200, globex.text
     assert review.globex_trace in globex.text and review.acme_trace not in globex.text
+
+
+HOSTILE_DATASET = "toy<img src=x onerror=alert(1)>"
+TOY_DOCS = {
+    "d1": ("Aspirin", "Aspirin lowers the risk of heart attacks in adults over fifty."),
+    "d2": ("Coffee", "Coffee drinking is linked to a lower risk of type 2 diabetes."),
+    "d3": ("Sleep", "Short sleep is associated with obesity and insulin resistance."),
+}
+TOY_QUERIES = {"1": "does aspirin prevent heart attacks", "2": "coffee and diabetes risk"}
+
+
+def _toy_beir(root: Path) -> Path:
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text(
+        "".join(
+            json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in TOY_DOCS.items()
+        )
+    )
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in TOY_QUERIES.items())
+    )
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t1\n2\td2\t1\n")
+    return root
+
+
+def test_the_quality_view_charts_real_report_history_and_the_tenants_failures(
+    review: ReviewSetup, models: Models, tmp_path: Path
+) -> None:
+    from eval import EvalParams, load_dataset, run, write_run
+    from ingest import Chunker, ChunkingParams
+    from retrieval.types import RetrievalParams
+
+    with review.reviewer() as c:
+        empty = c.get("/review/quality")
+    assert empty.status_code == 200, empty.text
+    assert "No reports yet: run <code>ragctx eval DATASET_DIR</code>" in empty.text
+    assert 'id="history-chart"' not in empty.text
+    # two real runs of the eval code on a tiny BEIR folder, filed as `ragctx eval` files them
+    data = load_dataset(_toy_beir(tmp_path / "toy"), name=HOSTILE_DATASET)
+    chunker = Chunker(
+        ChunkingParams(chunk_tokens=64, overlap_tokens=8),
+        max_model_tokens=models.encoders.dense.max_tokens,
+        model_token_count=models.encoders.dense.count_tokens,
+    )
+    store = EdgeStore(tmp_path / "eval-store")
+    params = EvalParams(retrieval=RetrievalParams(dense_limit=10, bm25_limit=10, rrf_k=60))
+    try:
+        reports = [
+            run(
+                data,
+                store=store,
+                encoders=models.encoders,
+                chunker=chunker,
+                reranker=None,
+                params=params,
+            )
+            for _ in range(2)
+        ]
+    finally:
+        store.close()
+    for report in reports:
+        write_run(report, review.reports)
+    # judged traces: acme's misses a document (not_retrieved), globex's misses two
+    with review.server.client() as c:
+        for trace, key, missing in (
+            (review.acme_trace, "reviewer-acme", ["no-such-doc"]),
+            (review.globex_trace, "reviewer-globex", ["gone-1", "gone-2"]),
+        ):
+            r = c.post(
+                "/v1/feedback",
+                json={
+                    "trace_id": trace,
+                    "verdict": "rejected",
+                    "judgments": [{"doc_id": d, "label": "missing"} for d in missing],
+                },
+                headers=auth(key),
+            )
+            assert r.status_code == 201, r.text
+    with review.reviewer() as c:
+        page = c.get("/review/quality")
+        history_svg = c.get("/review/quality/history.svg")
+        failures_svg = c.get("/review/quality/failures.svg")
+    with review.reviewer("reviewer-globex") as c:
+        globex = c.get("/review/quality")
+    with review.server.client() as c:
+        anonymous = c.get("/review/quality/history.svg")
+    assert page.status_code == 200, page.text
+    text = page.text
+    # the history: both runs, their nDCG@10 per stage, the hostile dataset name escaped
+    assert text.count('class="run"') == 2
+    for report in reports:
+        for stage in ("bm25", "dense", "hybrid"):
+            assert f"{report.metric(stage, 'ndcg@10'):.4f}" in text
+    assert html.escape(HOSTILE_DATASET) in text and HOSTILE_DATASET not in text
+    assert 'src="/review/quality/history.svg"' in text and "<svg" not in text
+    assert "unsafe-inline" not in page.headers["content-security-policy"]
+    # the charts: SVG, text as text, escaped, series named
+    assert history_svg.status_code == 200
+    assert history_svg.headers["content-type"].startswith("image/svg+xml")
+    svg = history_svg.text
+    assert "<svg" in svg and "<script" not in svg and "<img" not in svg
+    assert "toy&lt;img src=x onerror=alert(1)&gt;: ndcg@10 per stage" in svg
+    assert all(f">{stage}</text>" in svg for stage in ("bm25", "dense", "hybrid"))
+    assert "script-src" not in history_svg.headers["content-security-policy"]
+    # the failures: acme's judged trace, one not_retrieved; nothing of globex's
+    table = text.split('id="failures-table"')[1].split("</table>")[0]
+    row = re.findall(r'<tr class="day">(.*?)</tr>', table, re.S)
+    cells = [re.findall(r"<td>(.*?)</td>", r) for r in row]
+    not_retrieved = 3 + list(CATEGORIES).index("not_retrieved")
+    assert sum(int(c[not_retrieved]) for c in cells) == 1
+    assert failures_svg.status_code == 200 and "acme default@1" in failures_svg.text
+    assert "globex" not in failures_svg.text and "globex" not in table
+    gtable = globex.text.split('id="failures-table"')[1].split("</table>")[0]
+    gcells = [
+        re.findall(r"<td>(.*?)</td>", r)
+        for r in re.findall(r'<tr class="day">(.*?)</tr>', gtable, re.S)
+    ]
+    assert sum(int(c[not_retrieved]) for c in gcells) == 2
+    assert anonymous.status_code == 401
