@@ -5,17 +5,16 @@ unknown and hostile input, and escaped trace text."""
 from __future__ import annotations
 
 import html
-import json
 import re
 from pathlib import Path
 
-from index.edge import EdgeStore
 from service.runtime import Models
 from service.traces.diagnose import CATEGORIES
-from tests.review.conftest import XSS, XSS_QUESTION, ReviewSetup
+from tests.review.conftest import XSS, XSS_QUESTION, ReviewSetup, file_eval_runs
 from tests.service.conftest import auth
 
 XSS_DOC = "xss-widget-tokens"
+HOSTILE_DATASET = "toy<img src=x onerror=alert(1)>"
 
 
 def _field(page: str, element_id: str) -> str:
@@ -99,66 +98,15 @@ def test_the_diff_refuses_other_tenants_unknown_policies_and_too_many_traces(
     assert review.globex_trace in globex.text and review.acme_trace not in globex.text
 
 
-HOSTILE_DATASET = "toy<img src=x onerror=alert(1)>"
-TOY_DOCS = {
-    "d1": ("Aspirin", "Aspirin lowers the risk of heart attacks in adults over fifty."),
-    "d2": ("Coffee", "Coffee drinking is linked to a lower risk of type 2 diabetes."),
-    "d3": ("Sleep", "Short sleep is associated with obesity and insulin resistance."),
-}
-TOY_QUERIES = {"1": "does aspirin prevent heart attacks", "2": "coffee and diabetes risk"}
-
-
-def _toy_beir(root: Path) -> Path:
-    (root / "qrels").mkdir(parents=True)
-    (root / "corpus.jsonl").write_text(
-        "".join(
-            json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in TOY_DOCS.items()
-        )
-    )
-    (root / "queries.jsonl").write_text(
-        "".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in TOY_QUERIES.items())
-    )
-    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t1\n2\td2\t1\n")
-    return root
-
-
 def test_the_quality_view_charts_real_report_history_and_the_tenants_failures(
     review: ReviewSetup, models: Models, tmp_path: Path
 ) -> None:
-    from eval import EvalParams, load_dataset, run, write_run
-    from ingest import Chunker, ChunkingParams
-    from retrieval.types import RetrievalParams
-
     with review.reviewer() as c:
         empty = c.get("/review/quality")
     assert empty.status_code == 200, empty.text
     assert "No reports yet: run <code>ragctx eval DATASET_DIR</code>" in empty.text
     assert 'id="history-chart"' not in empty.text
-    # two real runs of the eval code on a tiny BEIR folder, filed as `ragctx eval` files them
-    data = load_dataset(_toy_beir(tmp_path / "toy"), name=HOSTILE_DATASET)
-    chunker = Chunker(
-        ChunkingParams(chunk_tokens=64, overlap_tokens=8),
-        max_model_tokens=models.encoders.dense.max_tokens,
-        model_token_count=models.encoders.dense.count_tokens,
-    )
-    store = EdgeStore(tmp_path / "eval-store")
-    params = EvalParams(retrieval=RetrievalParams(dense_limit=10, bm25_limit=10, rrf_k=60))
-    try:
-        reports = [
-            run(
-                data,
-                store=store,
-                encoders=models.encoders,
-                chunker=chunker,
-                reranker=None,
-                params=params,
-            )
-            for _ in range(2)
-        ]
-    finally:
-        store.close()
-    for report in reports:
-        write_run(report, review.reports)
+    reports = file_eval_runs(review.reports, models, tmp_path, name=HOSTILE_DATASET)
     # judged traces: acme's misses a document (not_retrieved), globex's misses two
     with review.server.client() as c:
         for trace, key, missing in (
