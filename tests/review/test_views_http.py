@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import html
 import re
+import sys
 from pathlib import Path
+
+import pytest
 
 from service.runtime import Models
 from service.traces.diagnose import CATEGORIES
@@ -83,6 +86,7 @@ def test_the_diff_refuses_other_tenants_unknown_policies_and_too_many_traces(
             params={"candidate": "default", "trace": [f"t{n}" for n in range(51)]},
         )
         bad_filter = c.get("/review/diff", params={"candidate": "default", "since": "soon"})
+        odd_trace = c.get("/review/diff", params={"candidate": "default", "trace": "<b>x</b>"})
     with review.server.client(follow_redirects=False) as c:
         nobody = c.get("/review/diff", params={"candidate": "default"})
     with review.reviewer("reviewer-globex") as c:
@@ -93,13 +97,14 @@ def test_the_diff_refuses_other_tenants_unknown_policies_and_too_many_traces(
     assert hostile.status_code == 422 and "<script>alert(1)" not in hostile.text
     assert many.status_code == 422 and "at most 50" in many.text
     assert bad_filter.status_code == 422 and "since &#39;soon&#39; is not a date" in bad_filter.text
+    assert odd_trace.status_code == 404 and "<b>x</b>" not in odd_trace.text
     assert nobody.status_code == 303 and nobody.headers["location"] == "/review/login"
     assert globex.status_code == 200, globex.text
     assert review.globex_trace in globex.text and review.acme_trace not in globex.text
 
 
 def test_the_quality_view_charts_real_report_history_and_the_tenants_failures(
-    review: ReviewSetup, models: Models, tmp_path: Path
+    review: ReviewSetup, models: Models, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     with review.reviewer() as c:
         empty = c.get("/review/quality")
@@ -164,3 +169,8 @@ def test_the_quality_view_charts_real_report_history_and_the_tenants_failures(
     ]
     assert sum(int(c[not_retrieved]) for c in gcells) == 2
     assert anonymous.status_code == 401
+    # without matplotlib (a service-only install) the charts say what to install
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with review.reviewer() as c:
+        missing = c.get("/review/quality/history.svg")
+    assert missing.status_code == 503 and "pip install 'ragctx[eval]'" in missing.text
