@@ -17,7 +17,7 @@ from tests.review.conftest import XSS, XSS_QUESTION, ReviewSetup, file_eval_runs
 from tests.service.conftest import auth
 
 XSS_DOC = "xss-widget-tokens"
-HOSTILE_DATASET = "toy<img src=x onerror=alert(1)>"
+HOSTILE_DATASET = "toy<img src=x onerror=alert(1)> $^{x}$"  # markup, and mathtext
 
 
 def _field(page: str, element_id: str) -> str:
@@ -151,7 +151,7 @@ def test_the_quality_view_charts_real_report_history_and_the_tenants_failures(
     assert history_svg.headers["content-type"].startswith("image/svg+xml")
     svg = history_svg.text
     assert "<svg" in svg and "<script" not in svg and "<img" not in svg
-    assert "toy&lt;img src=x onerror=alert(1)&gt;: ndcg@10 per stage" in svg
+    assert ">toy&lt;img src=x onerror=alert(1)&gt; $^{x}$: ndcg@10 per stage</text>" in svg
     assert all(f">{stage}</text>" in svg for stage in ("bm25", "dense", "hybrid"))
     assert "script-src" not in history_svg.headers["content-security-policy"]
     # the failures: acme's judged trace, one not_retrieved; nothing of globex's
