@@ -13,14 +13,18 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.traces.diagnose import CATEGORIES
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 __all__ = [
     "CATEGORIES",
     "FailureRow",
     "count_failures",
+    "failures_figure",
     "failures_markdown",
     "plot_failures",
     "write_failures",
@@ -96,18 +100,15 @@ def failures_markdown(rows: list[FailureRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_failures(rows: list[FailureRow], path: Path) -> None:
-    """Failures per category over days, one panel per tenant and policy version, as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def failures_figure(rows: list[FailureRow]) -> Figure:
+    """Failures per category over days, one panel per tenant and policy version (matplotlib's
+    object API, no pyplot: safe to draw in a server's worker threads)."""
+    from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
 
     panels = sorted({(r.tenant, r.policy_version) for r in rows}) or [("(no judged traces)", "")]
-    fig, axes = plt.subplots(
-        len(panels), 1, figsize=(8, 3 * len(panels)), squeeze=False, constrained_layout=True
-    )
+    fig = Figure(figsize=(8, 3 * len(panels)), layout="constrained")
+    axes = fig.subplots(len(panels), 1, squeeze=False)
     for ax, (tenant, version) in zip(axes[:, 0], panels, strict=True):
         mine = [r for r in rows if (r.tenant, r.policy_version) == (tenant, version)]
         xs = list(range(1, len(mine) + 1))
@@ -124,9 +125,13 @@ def plot_failures(rows: list[FailureRow], path: Path) -> None:
         ax.grid(alpha=0.3)
         if any(any(r.counts.values()) for r in mine):
             ax.legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def plot_failures(rows: list[FailureRow], path: Path) -> None:
+    """:func:`failures_figure`, written as PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    failures_figure(rows).savefig(path, dpi=100)
 
 
 def write_failures(rows: list[FailureRow], reports_dir: Path) -> tuple[Path, Path]:

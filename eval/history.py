@@ -19,15 +19,19 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core.errors import InvalidInputError
 from eval.report import STAGE_ORDER, EvalReport, load_report
 from eval.summary import render_markdown
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
 __all__ = [
     "HistoryRow",
     "RunFiles",
+    "history_figure",
     "latest_run",
     "read_history",
     "read_injection_history",
@@ -132,17 +136,14 @@ def history_markdown(rows: list[HistoryRow]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot_history(rows: list[HistoryRow], path: Path) -> None:
-    """nDCG@10 per stage over runs, one panel per dataset, written as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def history_figure(rows: list[HistoryRow]) -> Figure:
+    """nDCG@10 per stage over runs, one panel per dataset (matplotlib's object API, no pyplot:
+    safe to draw in a server's worker threads)."""
+    from matplotlib.figure import Figure
 
     datasets = sorted({r.dataset for r in rows}) or ["(no runs)"]
-    fig, axes = plt.subplots(
-        len(datasets), 1, figsize=(8, 3 * len(datasets)), squeeze=False, constrained_layout=True
-    )
+    fig = Figure(figsize=(8, 3 * len(datasets)), layout="constrained")
+    axes = fig.subplots(len(datasets), 1, squeeze=False)
     for ax, name in zip(axes[:, 0], datasets, strict=True):
         mine = [r for r in rows if r.dataset == name]
         xs = list(range(1, len(mine) + 1))
@@ -156,9 +157,13 @@ def plot_history(rows: list[HistoryRow], path: Path) -> None:
         ax.grid(alpha=0.3)
         if mine:
             ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def plot_history(rows: list[HistoryRow], path: Path) -> None:
+    """:func:`history_figure`, written as PNG."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    history_figure(rows).savefig(path, dpi=100)
 
 
 INJECTION_HISTORY = "injection.jsonl"

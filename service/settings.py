@@ -141,6 +141,11 @@ class Settings(BaseSettings):
     judge_url: str | None = Field(None, description="OpenAI-compatible endpoint for LLM metrics.")
     judge_model: str | None = Field(None, description="Judge model name.")
     judge_api_key: SecretStr | None = None
+    reports_dir: Path = Field(
+        Path("eval/reports"),
+        description="Quality reports folder the review console's quality view reads (where "
+        "`ragctx eval` files its runs by default).",
+    )
 
     # Assembly and service
     policy_dir: Path = Path("data/policies")

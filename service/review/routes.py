@@ -13,13 +13,15 @@ own tenant's traces only, as the trace routes do.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode, urlsplit
 
 import jinja2
-from fastapi import APIRouter, Form, Request
+from anyio import to_thread
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,18 +31,23 @@ from index.payload import DOC_ID, TENANT, ChunkPayload
 from index.schema import Filter, MatchValue
 from service.api.schemas import MAX_TRACES_LISTED, FeedbackRequest
 from service.auth import ApiKey
+from service.errors import OverloadedError, UnknownPolicyError
+from service.review import quality
+from service.review.diff import MAX_DIFF_TRACES, TraceChange, diff_summary, trace_change
 from service.review.queue import (
     CLOSE_MARGIN,
     NEARLY_EMPTY_ITEMS,
     REASONS,
     SAMPLE_EVERY,
     TOP_RANKS,
+    QueueEntry,
     build_queue,
     candidate_rows,
 )
 from service.runtime import Runtime
 from service.traces import TraceStore
 from service.traces.diagnose import CATEGORIES, failure_categories
+from service.traces.replay import replay
 from service.traces.store import VERDICTS
 
 HERE = Path(__file__).parent
@@ -192,21 +199,20 @@ def _day(text: str, field: str) -> datetime | None:
     return datetime(day.year, day.month, day.day, tzinfo=UTC)
 
 
-@router.get("/queue", response_class=HTMLResponse)
-def queue(
-    request: Request,
-    policy: str = "",
-    collection: str = "",
-    since: str = "",
-    until: str = "",
-    verdict: str = "",
-    failure: str = "",
-    show: str = "queue",
-) -> Response:
-    reviewer = _reviewer(request)
-    if reviewer is None:
-        return _to_login()
-    filters = {
+@dataclass
+class QueueFilter:
+    """The queue's filters, as the form sent them, checked."""
+
+    values: dict[str, str]
+    problems: list[str]
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+def _queue_filter(
+    policy: str, collection: str, since: str, until: str, verdict: str, failure: str, show: str
+) -> QueueFilter:
+    values = {
         "policy": policy.strip(),
         "collection": collection.strip(),
         "since": since.strip(),
@@ -231,9 +237,49 @@ def queue(
     except ValueError as err:
         problems.append(str(err))
         start = end = None
+    return QueueFilter(values=values, problems=problems, start=start, end=end)
+
+
+def _queue_entries(store: TraceStore, tenant: str, f: QueueFilter) -> tuple[int, list[QueueEntry]]:
+    """How many traces the queue looked at, and its entries (raises SQLAlchemyError)."""
+    verdict = f.values["verdict"]
+    traces = store.list(
+        tenant,
+        since=f.start,
+        until=None if f.end is None else f.end + timedelta(days=1),
+        collection=f.values["collection"] or None,
+        verdict=verdict if verdict in VERDICTS else None,
+        limit=QUEUE_SCAN,
+    )
+    entries = build_queue(
+        traces,
+        policy=f.values["policy"] or None,
+        failure=f.values["failure"] or None,
+        unjudged=verdict == "unjudged",
+        everything=f.values["show"] == "all",
+    )
+    return len(traces), entries
+
+
+@router.get("/queue", response_class=HTMLResponse)
+def queue(
+    request: Request,
+    policy: str = "",
+    collection: str = "",
+    since: str = "",
+    until: str = "",
+    verdict: str = "",
+    failure: str = "",
+    show: str = "queue",
+) -> Response:
+    reviewer = _reviewer(request)
+    if reviewer is None:
+        return _to_login()
+    f = _queue_filter(policy, collection, since, until, verdict, failure, show)
+    runtime = _runtime(request)
     context: dict[str, Any] = {
         "reviewer": reviewer,
-        "filters": filters,
+        "filters": f.values,
         "verdicts": VERDICTS,
         "categories": CATEGORIES,
         "reasons": REASONS,
@@ -245,33 +291,121 @@ def queue(
         },
         "entries": [],
         "scanned": 0,
-        "problems": problems,
+        "problems": f.problems,
+        "policies": runtime.policies.names(),
+        "max_diff": MAX_DIFF_TRACES,
     }
-    if problems:
+    if f.problems:
         return page("queue.html", 422, **context)
-    store = _store(_runtime(request))
+    store = _store(runtime)
     if store is None:
         return _error(503, "the trace store is off on this server (RAGCTX_TRACE_STORE=false)")
     try:
-        traces = store.list(
-            reviewer.tenant,
-            since=start,
-            until=None if end is None else end + timedelta(days=1),
-            collection=filters["collection"] or None,
-            verdict=verdict if verdict in VERDICTS else None,
-            limit=QUEUE_SCAN,
-        )
+        context["scanned"], context["entries"] = _queue_entries(store, reviewer.tenant, f)
     except SQLAlchemyError as exc:
         return _error(503, f"the trace store cannot be reached ({type(exc).__name__})", reviewer)
-    context["scanned"] = len(traces)
-    context["entries"] = build_queue(
-        traces,
-        policy=filters["policy"] or None,
-        failure=failure or None,
-        unjudged=verdict == "unjudged",
-        everything=show == "all",
-    )
     return page("queue.html", **context)
+
+
+# the policy diff ----------------------------------------------------------------------------
+
+
+@router.get("/diff", response_class=HTMLResponse)
+async def policy_diff(
+    request: Request,
+    candidate: str = "",
+    trace: Annotated[list[str] | None, Query()] = None,
+    policy: str = "",
+    collection: str = "",
+    since: str = "",
+    until: str = "",
+    verdict: str = "",
+    failure: str = "",
+    show: str = "queue",
+) -> Response:
+    """Replay the checked traces (or the queue's, under its filters: the first
+    :data:`MAX_DIFF_TRACES`) under the ``candidate`` policy and show what changes."""
+    reviewer = _reviewer(request)
+    if reviewer is None:
+        return _to_login()
+    runtime = _runtime(request)
+    f = _queue_filter(policy, collection, since, until, verdict, failure, show)
+    chosen = [t.strip() for t in trace or [] if t.strip()]
+    names = runtime.policies.names()
+    context: dict[str, Any] = {
+        "reviewer": reviewer,
+        "filters": f.values,
+        "candidate": candidate.strip(),
+        "policies": names,
+        "chosen": chosen,
+        "max_diff": MAX_DIFF_TRACES,
+        "problems": list(f.problems),
+        "changes": [],
+        "summary": None,
+        "matched": 0,
+        "texts": {},
+    }
+    problems: list[str] = context["problems"]
+    if len(chosen) > MAX_DIFF_TRACES:
+        problems.append(
+            f"trace: {len(chosen)} traces checked; a diff replays at most {MAX_DIFF_TRACES}, "
+            "uncheck some"
+        )
+    if any(len(t) > 200 for t in chosen):
+        problems.append("trace: a trace id is longer than 200 characters")
+    if len(candidate) > 200:
+        problems.append("candidate: the policy name is longer than 200 characters")
+    elif candidate.strip():
+        try:
+            runtime.policies.get(candidate.strip())
+        except UnknownPolicyError:
+            problems.append(
+                f"candidate: no policy {candidate.strip()!r} is loaded on this server; "
+                "pick one from the list"
+            )
+    if problems:
+        return page("diff.html", 422, **context)
+    if not candidate.strip():  # the form only: pick a policy
+        return page("diff.html", **context)
+    store = _store(runtime)
+    if store is None:
+        return _error(503, "the trace store is off on this server (RAGCTX_TRACE_STORE=false)")
+    try:
+        if chosen:
+            traces = []
+            for trace_id in dict.fromkeys(chosen):
+                found = store.get(reviewer.tenant, trace_id)
+                if found is None:
+                    return _error(
+                        404, f"no trace {trace_id!r} for tenant {reviewer.tenant}", reviewer
+                    )
+                traces.append(found)
+        else:
+            _, entries = _queue_entries(store, reviewer.tenant, f)
+            context["matched"] = len(entries)
+            traces = [e.trace for e in entries[:MAX_DIFF_TRACES]]
+    except SQLAlchemyError as exc:
+        return _error(503, f"the trace store cannot be reached ({type(exc).__name__})", reviewer)
+    if runtime.models is None:
+        return _error(503, "the server is starting: models are still loading; retry", reviewer)
+
+    def work() -> tuple[list[TraceChange], dict[str, str]]:
+        changes = [trace_change(t, replay(t, runtime, policy=candidate.strip())) for t in traces]
+        texts: dict[str, str] = {}
+        for c in changes:
+            ids = [str(e["chunk_id"]) for e in (*c.diff.added, *c.diff.removed)]
+            if ids:
+                texts.update(_texts(runtime, c.diff.collection, reviewer.tenant, ids))
+        return changes, texts
+
+    try:
+        with runtime.gate.slot():  # replays are requests too: under the server's gate
+            changes, texts = await to_thread.run_sync(work, limiter=runtime.gate.limiter)
+    except OverloadedError as err:
+        return _error(503, str(err), reviewer)
+    context["changes"], context["texts"] = changes, texts
+    context["summary"] = diff_summary(changes)
+    return page("diff.html", **context)
 
 
 # one trace ----------------------------------------------------------------------------------
@@ -419,3 +553,80 @@ def _judge_refused(
     request: Request, reviewer: ApiKey, trace_id: str, problems: list[str]
 ) -> Response:
     return _trace_page(request, reviewer, trace_id, problems=problems, status=422)
+
+
+# the quality view ---------------------------------------------------------------------------
+
+SVG_HEADERS = {
+    # an image: no script runs in it; its own <style> needs inline styles
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+}
+
+
+@router.get("/quality", response_class=HTMLResponse)
+def quality_view(request: Request) -> Response:
+    """The quality reports over time and the tenant's failure categories per day: tables, and
+    charts as ``<img>`` of the SVG routes below (so the page's CSP stays strict)."""
+    reviewer = _reviewer(request)
+    if reviewer is None:
+        return _to_login()
+    runtime = _runtime(request)
+    reports = runtime.settings.reports_dir
+    try:
+        from eval.history import HISTORY_METRIC, read_injection_history
+
+        history = quality.history_rows(reports)
+        injection = read_injection_history(reports)
+    except ImportError:
+        return _error(503, quality.EVAL_EXTRA, reviewer)
+    store = _store(runtime)
+    failures: list[Any] | None = None
+    if store is not None:
+        try:
+            failures = quality.failure_rows(store, reviewer.tenant)
+        except SQLAlchemyError:
+            failures = None
+    return page(
+        "quality.html",
+        reviewer=reviewer,
+        reports=reports,
+        history=history,
+        stages=quality.stages_of(history),
+        metric=HISTORY_METRIC,
+        injection=injection,
+        failures=failures,
+        categories=CATEGORIES,
+        failure_scan=quality.FAILURE_SCAN,
+    )
+
+
+@router.get("/quality/history.svg")
+def history_chart(request: Request) -> Response:
+    reviewer = _reviewer(request)
+    if reviewer is None:
+        return Response(status_code=401, headers=SECURITY_HEADERS)
+    try:
+        svg = quality.history_svg(quality.history_rows(_runtime(request).settings.reports_dir))
+    except ImportError:
+        return Response(quality.EVAL_EXTRA, status_code=503, headers=SECURITY_HEADERS)
+    return Response(svg, media_type="image/svg+xml", headers=SVG_HEADERS)
+
+
+@router.get("/quality/failures.svg")
+def failures_chart(request: Request) -> Response:
+    reviewer = _reviewer(request)
+    if reviewer is None:
+        return Response(status_code=401, headers=SECURITY_HEADERS)
+    store = _store(_runtime(request))
+    if store is None:
+        return Response("the trace store is off", status_code=503, headers=SECURITY_HEADERS)
+    try:
+        svg = quality.failures_svg(quality.failure_rows(store, reviewer.tenant))
+    except ImportError:
+        return Response(quality.EVAL_EXTRA, status_code=503, headers=SECURITY_HEADERS)
+    except SQLAlchemyError as exc:
+        message = f"the trace store cannot be reached ({type(exc).__name__})"
+        return Response(message, status_code=503, headers=SECURITY_HEADERS)
+    return Response(svg, media_type="image/svg+xml", headers=SVG_HEADERS)

@@ -5,7 +5,8 @@ top_k, groups, filters) through the same pipeline as ``/v1/context`` (``service.
 ``prepare`` and ``run_pipeline``), as the trace's tenant with its recorded groups, and
 :func:`diff_packs` compares the new pack with the recorded one: chunks added (with their new
 position), removed (with the reason the new pack drops them, or ``not retrieved``), reordered
-(old and new position) and the token change. Replays are never recorded as traces.
+(old and new position) and the token change. :func:`replay` hands back the new pack as well
+(the review console's policy diff view reads its drops). Replays are never recorded as traces.
 
 Not imported by ``service.traces`` itself: it needs ``service.context``, which needs the store.
 """
@@ -127,12 +128,26 @@ def diff_packs(
     return added, removed, reordered
 
 
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """One replayed trace: the diff, and the new pack (None when skipped or failed)."""
+
+    diff: TraceDiff
+    pack: ContextPack | None = None
+
+
 def replay_trace(
     trace: dict[str, Any], runtime: Runtime, *, policy: str | None = None
 ) -> TraceDiff:
     """Re-run one trace (a :meth:`TraceStore.get` dict) and diff its pack; a trace that cannot
     be replayed (no query text, a collection since deleted, a request the current settings
     refuse) comes back as ``skipped`` or ``error`` with the reason, never as an exception."""
+    return replay(trace, runtime, policy=policy).diff
+
+
+def replay(trace: dict[str, Any], runtime: Runtime, *, policy: str | None = None) -> Replayed:
+    """:func:`replay_trace`, with the new pack. ``runtime`` may be a server's: the replay is
+    run without its trace writer, so it is not recorded."""
     from pydantic import ValidationError
 
     from core.errors import validation_message
@@ -140,6 +155,7 @@ def replay_trace(
     from service.auth import ApiKey
     from service.context import prepare, run_pipeline
 
+    runtime = replace(runtime, traces=None)  # replays are not recorded as traces
     request: dict[str, Any] = trace.get("request") or {}
     base = {
         "trace_id": trace["id"],
@@ -149,8 +165,12 @@ def replay_trace(
     }
     query = trace.get("query") or request.get("query")
     if not query:
-        return TraceDiff(
-            **base, status="skipped", error="no query text (recorded with RAGCTX_TRACE_TEXT off)"
+        return Replayed(
+            TraceDiff(
+                **base,
+                status="skipped",
+                error="no query text (recorded with RAGCTX_TRACE_TEXT off)",
+            )
         )
     groups = [str(g) for g in request.get("groups") or []]
     recorded = trace.get("pack") or {}
@@ -173,18 +193,19 @@ def replay_trace(
         prepared = replace(prepare(body, grant, runtime), filters=_filters(request.get("filters")))
         answer = run_pipeline(prepared, runtime, route="replay")
     except ValidationError as err:
-        return TraceDiff(**base, status="error", error=validation_message(err))
+        return Replayed(TraceDiff(**base, status="error", error=validation_message(err)))
     except RagctxError as err:
-        return TraceDiff(**base, status="error", error=str(err))
+        return Replayed(TraceDiff(**base, status="error", error=str(err)))
     except (TypeError, ValueError) as err:  # a recorded field this code cannot read back
-        return TraceDiff(**base, status="error", error=f"unreadable recorded request: {err}")
+        error = f"unreadable recorded request: {err}"
+        return Replayed(TraceDiff(**base, status="error", error=error))
     added, removed, reordered = diff_packs(
         recorded, answer.pack, {c.chunk_id for c in answer.retrieved.candidates}
     )
     ident = answer.response.policy
     before = recorded.get("tokens")
     changed = bool(added or removed or reordered) or before != answer.pack.tokens
-    return TraceDiff(
+    diff = TraceDiff(
         **{**base, "policy_after": f"{ident.name}@{ident.version}"},
         status="changed" if changed else "unchanged",
         added=added,
@@ -193,6 +214,7 @@ def replay_trace(
         tokens_before=before,
         tokens_after=answer.pack.tokens,
     )
+    return Replayed(diff, answer.pack)
 
 
 def _filters(raw: Any) -> SearchFilters:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -30,11 +30,17 @@ from tests.service.conftest import (  # noqa: F401  (fixtures, used by name)
     running_server,
     sample_store_template,
     write_keys,
+    write_policies,
 )
+
+if TYPE_CHECKING:
+    from eval import EvalReport
 
 XSS = '<script>alert("pwned")</script><img src=x onerror="alert(2)">'
 XSS_QUESTION = "How do I rotate widget tokens? <script>alert(1)</script>"
 REVIEWERS = {"reviewer-acme": "acme", "reviewer-globex": "globex"}
+# The policy diff's candidate: the test policies' default, but the XSS document excluded.
+CANDIDATE_POLICY = 'name: candidate\nversion: "1"\nexclude:\n  doc_ids: [xss-widget-tokens]\n'
 
 
 def write_review_keys(path: Path) -> None:
@@ -80,6 +86,7 @@ class ReviewSetup:
     server: Running
     acme_trace: str  # the XSS question; the XSS document among its candidates
     globex_trace: str
+    reports: Path  # the server's RAGCTX_REPORTS_DIR
 
     @contextmanager
     def reviewer(self, name: str = "reviewer-acme") -> Iterator[httpx.Client]:
@@ -109,10 +116,68 @@ def review(
     shutil.copytree(sample_store_template, store)
     add_xss_document(store, work / "xss-docs", models.encoders)
     write_review_keys(work / "keys.toml")
+    (write_policies(work / "policies") / "candidate.yaml").write_text(CANDIDATE_POLICY, "utf-8")
+    reports = work / "reports"  # empty until a test runs the eval code into it
     with running_server(
-        lambda port: make_settings(store, work, port=port), loader_of(models)
+        lambda port: make_settings(store, work, port=port, reports_dir=reports),
+        loader_of(models),
     ) as run:
         acme = record(run, "acme-eng", XSS_QUESTION)
         globex = record(run, "globex-all", "How do I rotate API keys?")
         assert run.runtime.traces is not None and run.runtime.traces.flush(10)
-        yield ReviewSetup(server=run, acme_trace=acme, globex_trace=globex)
+        yield ReviewSetup(server=run, acme_trace=acme, globex_trace=globex, reports=reports)
+
+
+TOY_DOCS = {
+    "d1": ("Aspirin", "Aspirin lowers the risk of heart attacks in adults over fifty."),
+    "d2": ("Coffee", "Coffee drinking is linked to a lower risk of type 2 diabetes."),
+    "d3": ("Sleep", "Short sleep is associated with obesity and insulin resistance."),
+}
+TOY_QUERIES = {"1": "does aspirin prevent heart attacks", "2": "coffee and diabetes risk"}
+
+
+def _toy_beir(root: Path) -> Path:
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text(
+        "".join(
+            json.dumps({"_id": k, "title": t, "text": x}) + "\n" for k, (t, x) in TOY_DOCS.items()
+        )
+    )
+    (root / "queries.jsonl").write_text(
+        "".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in TOY_QUERIES.items())
+    )
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n1\td1\t1\n2\td2\t1\n")
+    return root
+
+
+def file_eval_runs(reports: Path, loaded: Models, work: Path, *, name: str) -> list[EvalReport]:
+    """Two real runs of the eval code on a tiny BEIR folder (the second incremental), filed
+    into ``reports`` as ``ragctx eval`` files them; the reports."""
+    from eval import EvalParams, load_dataset, run, write_run
+    from retrieval.types import RetrievalParams
+
+    data = load_dataset(_toy_beir(work / "toy"), name=name)
+    chunker = Chunker(
+        ChunkingParams(chunk_tokens=64, overlap_tokens=8),
+        max_model_tokens=loaded.encoders.dense.max_tokens,
+        model_token_count=loaded.encoders.dense.count_tokens,
+    )
+    store = EdgeStore(work / "eval-store")
+    params = EvalParams(retrieval=RetrievalParams(dense_limit=10, bm25_limit=10, rrf_k=60))
+    try:
+        runs = [
+            run(
+                data,
+                store=store,
+                encoders=loaded.encoders,
+                chunker=chunker,
+                reranker=None,
+                params=params,
+            )
+            for _ in range(2)
+        ]
+    finally:
+        store.close()
+    for report in runs:
+        write_run(report, reports)
+    return runs
