@@ -167,3 +167,31 @@ def test_bad_judgments_and_filters_are_refused_with_the_field_named(review: Revi
     assert after == before  # nothing refused was kept
     assert odd_id.status_code == 404 and "<script>" not in odd_id.text
     assert huge_key.status_code == 422 and logout_forged.status_code == 403
+
+
+def test_the_trace_page_shows_the_conversation_and_every_parts_fate_escaped(
+    review: ReviewSetup,
+) -> None:
+    hostile = '<img src=x onerror="alert(1)">'
+    body = {
+        "messages": [
+            {"role": "system", "content": "Answer from the evidence."},
+            {"role": "user", "content": "how do I rotate keys?"},
+            {"role": "assistant", "content": f"Earlier answer {hostile}"},
+            {"role": "user", "content": "and the grace period?"},
+        ],
+        "items": [{"kind": "memory", "id": "m1", "text": f"remembered {hostile}"}],
+        "budget_tokens": 800,
+    }
+    with review.server.client() as c:
+        r = c.post("/v1/context", json=body, headers=auth("acme-support"))
+    assert r.status_code == 200, r.text
+    trace_id = r.json()["trace"]["trace_id"]
+    runtime = review.server.runtime
+    assert runtime.traces is not None and runtime.traces.flush(10)
+    with review.reviewer() as c:
+        page = c.get(f"/review/traces/{trace_id}")
+    assert page.status_code == 200, page.text
+    assert 'id="prompt"' in page.text and "and the grace period?" in page.text
+    assert "Answer from the evidence." in page.text and "memory:m1" in page.text
+    assert hostile not in page.text and "&lt;img src=x" in page.text
