@@ -67,9 +67,10 @@ test: install lint ## lint, then the fast test suite (real store, real models, r
 test-slow: install ## the slow tests (the assembler invariants over many more inputs)
 	$(OFFLINE) $(THREADS) $(PY) -m pytest -q -m slow
 
-bench: install ## benchmarks: ingest, assembler, HTTP service, encoder backends + query cache, trace recording, compare.py (ragctx vs references); under bench/results/
+bench: install ## benchmarks: ingest, assembler (evidence and whole prompt), HTTP service, encoder backends + query cache, trace recording, compare.py (ragctx vs references); under bench/results/
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_ingest.py --json-out bench/results/ingest.json
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_assembler.py --json-out bench/results/assembler.json
+	$(OFFLINE) $(THREADS) $(PY) bench/bench_prompt.py --json-out bench/results/prompt.json
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_service.py --json-out bench/results/service.json
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_encoders.py --json-out bench/results/encoders.json
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_traces.py --json-out bench/results/traces.json

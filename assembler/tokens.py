@@ -7,7 +7,7 @@ encoding it targets) and passes it in, so ``assemble`` stays pure and cheap to c
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from core.errors import InvalidInputError
 
@@ -28,6 +28,19 @@ class TokenCounter(Protocol):
         ...
 
 
+@runtime_checkable
+class TokenSlicer(TokenCounter, Protocol):
+    """A counter that can also cut text at token boundaries (tiktoken's can)."""
+
+    def encode(self, text: str) -> list[int]:
+        """The tokens of ``text``."""
+        ...
+
+    def decode(self, tokens: list[int]) -> str:
+        """The text of ``tokens`` (a split multi-byte character becomes U+FFFD)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class TiktokenCounter:
     """A ``TokenCounter`` over one tiktoken encoding. Build it with :func:`tiktoken_counter`."""
@@ -42,6 +55,14 @@ class TiktokenCounter:
     def count(self, text: str) -> int:
         """Return the number of tokens in ``text``; special-token text counts as plain text."""
         return len(self.encoding.encode_ordinary(text))
+
+    def encode(self, text: str) -> list[int]:
+        """The tokens of ``text``, special-token text as plain text."""
+        return list(self.encoding.encode_ordinary(text))
+
+    def decode(self, tokens: list[int]) -> str:
+        """The text of ``tokens``."""
+        return str(self.encoding.decode(tokens))
 
 
 def tiktoken_counter(encoding_name: str) -> TiktokenCounter:

@@ -204,14 +204,25 @@ class _Costs:
         self.counter = counter
         self.fmt = fmt
         self.framing = framing
+        self._counted: dict[Message, int] = {}  # the chat rule adds up per message
+
+    def message(self, message: Message) -> int:
+        """One message's tokens under the chat rule, counted once per call of the packer."""
+        tokens = self._counted.get(message)
+        if tokens is None:
+            tokens = self._counted[message] = message_tokens(message, self.counter, self.framing)
+        return tokens
 
     def messages(self, messages: Sequence[Message]) -> int:
         if self.fmt is PromptFormat.TEXT:
             return self.counter.count(render.to_text(messages)) + 1  # the blank line between
-        return sum(message_tokens(m, self.counter, self.framing) for m in messages)
+        return sum(self.message(m) for m in messages)
 
     def total(self, messages: Sequence[Message]) -> int:
-        return prompt_tokens(messages, self.counter, self.fmt, self.framing)
+        """The whole prompt's count: the text as one string, or the chat rule's sum."""
+        if self.fmt is PromptFormat.TEXT:
+            return prompt_tokens(messages, self.counter, self.fmt, self.framing)
+        return sum(self.message(m) for m in messages) + self.framing.priming
 
 
 def _entries(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from assembler.tokens import TokenCounter
+from assembler.tokens import TokenCounter, TokenSlicer
 
 
 def marker(cut_tokens: int) -> str:
@@ -15,12 +15,15 @@ def head_and_tail(
 ) -> tuple[str, int] | None:
     """``text`` cut to at most ``limit`` tokens: its start and end around a marker.
 
-    The characters kept are split ``head_share`` to the head; the longest split that fits is
-    found by bisection over the characters kept, counting each try as a whole.
+    What is kept is split ``head_share`` to the head. A counter that can cut at token
+    boundaries (tiktoken's) cuts there and recounts the result, a few counts in all; any other
+    is bisected over the characters kept, counting each try as a whole.
 
     Returns:
         The trimmed text and the tokens cut, or None when not even the marker fits.
     """
+    if isinstance(counter, TokenSlicer):
+        return _by_tokens(text, limit, counter, head_share)
     total = counter.count(text)
 
     def attempt(kept: int) -> tuple[str, int]:
@@ -41,3 +44,24 @@ def head_and_tail(
         else:
             high = middle - 1
     return best
+
+
+def _by_tokens(
+    text: str, limit: int, counter: TokenSlicer, head_share: float
+) -> tuple[str, int] | None:
+    """:func:`head_and_tail` at token boundaries: cut, recount, keep less while over."""
+    tokens = counter.encode(text)
+    total = len(tokens)
+    keep = min(limit - counter.count(marker(total)), total - 1)
+    while keep >= 0:
+        head_tokens = round(keep * head_share)
+        tail_tokens = keep - head_tokens
+        head = counter.decode(tokens[:head_tokens])
+        tail = counter.decode(tokens[total - tail_tokens :]) if tail_tokens else ""
+        cut = total - keep
+        trimmed = head + marker(cut) + tail
+        over = counter.count(trimmed) - limit
+        if over <= 0:
+            return trimmed, cut
+        keep -= over  # joins and split characters can cost a token or two more
+    return None
