@@ -207,3 +207,19 @@ def test_a_turn_over_the_query_limit_is_refused_by_search(corpus: Corpus) -> Non
     q = conversation_query(["x" * 300, "and then?"], rule(previous=1))
     with pytest.raises(InvalidInputError, match="above the limit of 100"):
         corpus.run(q, params=RetrievalParams(max_query_chars=100))
+
+
+def test_the_reranker_scores_the_combined_text(corpus: Corpus, test_reranker: Any) -> None:
+    turns = ["how do I rotate an API key?", "and what uptime commitment is there?"]
+    query = conversation_query(turns, rule(previous=1))
+    got = corpus.run(query, reranker=test_reranker)
+    reranked = [c for c in got.candidates if Stage.RERANK in c.stages]
+    assert reranked
+    texts = [
+        f"{c.title}\n{c.text}" if c.title and not c.text.startswith(c.title) else c.text
+        for c in reranked
+    ]
+    want = test_reranker.score(query.dense_text, texts)
+    assert [c.stages[Stage.RERANK].score for c in reranked] == pytest.approx(want, abs=1e-5)
+    alone = test_reranker.score(turns[-1], texts)
+    assert want != pytest.approx(alone, abs=1e-5)  # not the last turn's scores
