@@ -1,15 +1,16 @@
 """A conversation's retrieval query (retrieval.conversation) and hybrid search over it.
 
 The query-building tests need no model. The search tests are real end to end: the corpus of
-test_search.py goes through ``ingest.sync`` into Qdrant Edge in a tmp folder, the encoders are
-the real all-MiniLM-L6-v2 and Edge's BM25.
+test_search.py goes through ``ingest.sync`` into Qdrant Edge in a tmp folder (and into
+qdrant-client's local mode, the server stand-in), the encoders are the real all-MiniLM-L6-v2
+and Edge's BM25.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +18,6 @@ import pytest
 from assembler.policy_schema import ConversationRetrieval
 from core.errors import InvalidInputError
 from core.types import Principal, Stage
-from index.edge import EdgeStore
 from ingest import Chunker, ChunkingParams, SourceSpec, sync
 from retrieval import (
     ConversationQuery,
@@ -145,21 +145,27 @@ class Corpus:
         return list(dict.fromkeys(self.chunk_doc[c] for c in got.bm25_ranked))
 
 
-@pytest.fixture(scope="module")
-def corpus(encoders: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+@pytest.fixture(scope="module", params=["edge", "client-local"])
+def corpus(
+    request: pytest.FixtureRequest,
+    open_backend: Callable[[str], Any],
+    encoders: Any,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Corpus:
+    """The corpus synced into Qdrant Edge, and into qdrant-client's local mode (the stand-in
+    for a Qdrant server: same client calls as a server, see conftest.py)."""
     folder = tmp_path_factory.mktemp("conversation-sources")
     specs = []
     for name, records in SOURCES.items():
         path = folder / f"{name}.jsonl"
         path.write_text("\n".join(json.dumps(r) for r in records) + "\n", "utf-8")
         specs.append(SourceSpec(path, name=name, kind="jsonl", tenant_from_records=True))
-    store = EdgeStore(Path(tmp_path_factory.mktemp("conversation-edge")))
+    store = open_backend(request.param)
     chunker = Chunker.for_encoder(ChunkingParams(), encoders.dense)
     report = sync(specs, collection=COLLECTION, store=store, encoders=encoders, chunker=chunker)
     assert report.failed == 0, report.problems
     chunk_doc = {p.id: str(p.payload["doc_id"]) for p in store.scroll(COLLECTION)}
-    yield Corpus(store, encoders, chunk_doc)
-    store.close()
+    return Corpus(store, encoders, chunk_doc)
 
 
 def test_a_one_turn_conversation_answers_as_the_string_does(corpus: Corpus) -> None:
