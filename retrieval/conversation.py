@@ -122,18 +122,27 @@ def conversation_query(
     ``retrieval.search`` answers it as it answers that string.
 
     Raises:
-        InvalidInputError: no user turn, a blank last turn, or a chosen turn over ``max_chars``.
+        InvalidInputError: no user turn, a turn that is not a string, a blank last turn, or a
+            chosen turn over ``max_chars``.
+        TypeError: ``user_turns`` is one string rather than a sequence of turns.
     """
     if isinstance(user_turns, str):
         raise TypeError("user_turns is a sequence of turns, not one string; pass [question]")
-    if not user_turns or not isinstance(user_turns[-1], str) or not user_turns[-1].strip():
+    for i, turn in enumerate(user_turns):
+        if not isinstance(turn, str):
+            raise InvalidInputError(
+                f"user turn {i} (0-based) is a {type(turn).__name__}, not text; send each user "
+                "message's content as a string",
+                field="query",
+            )
+    if not user_turns or not user_turns[-1].strip():
         raise InvalidInputError(
             "the conversation has no user turn to retrieve for (the last user turn is missing "
             "or blank); send the question as the last user message",
             field="query",
         )
     n = len(user_turns)
-    earlier = [i for i in range(n - 1) if isinstance(user_turns[i], str) and user_turns[i].strip()]
+    earlier = [i for i in range(n - 1) if user_turns[i].strip()]
     window = earlier[::-1][: rule.previous_user_turns]  # newest first
     chosen: dict[int, float] = {n - 1: 1.0}
     for k, index in enumerate(window, 1):

@@ -83,9 +83,11 @@ def test_blank_earlier_turns_are_skipped_and_do_not_use_up_the_window() -> None:
         (["earlier", "   "], "no user turn"),
         (["x" * 5000, "and then?"], r"user turn 0 \(0-based\) is 5000 characters"),
         (["fine", "y" * 5000], "the last user turn is 5000 characters"),
+        (["fine", None, "and then?"], r"user turn 1 \(0-based\) is a NoneType, not text"),
+        ([{"text": "hi"}], r"user turn 0 \(0-based\) is a dict, not text"),
     ],
 )
-def test_bad_turns_are_refused_naming_the_turn(turns: list[str], message: str) -> None:
+def test_bad_turns_are_refused_naming_the_turn(turns: list[Any], message: str) -> None:
     with pytest.raises(InvalidInputError, match=message):
         conversation_query(turns, rule(), max_chars=4000)
 
