@@ -133,6 +133,19 @@ class SparseEncoder:
         # fresh lists each time: a caller mutating its vector cannot change the cached one
         return SparseVec(indices=list(indices), values=list(values))
 
+    def embed_weighted(self, parts: Sequence[tuple[str, float]]) -> SparseVec:
+        """The weighted sum of the parts' query vectors: term ids merged, ``weight * value``
+        added up (a conversation's turns, see ``retrieval.conversation``).
+
+        One part of weight 1 is exactly ``embed_query`` of its text.
+        """
+        merged: dict[int, float] = {}
+        for text, weight in parts:
+            vec = self.embed_query(text)
+            for i, v in zip(vec.indices, vec.values, strict=True):
+                merged[i] = merged.get(i, 0.0) + weight * v
+        return SparseVec(indices=list(merged), values=list(merged.values()))
+
 
 def _as_tuples(vec: SparseVec) -> tuple[tuple[int, ...], tuple[float, ...]]:
     return tuple(vec.indices), tuple(vec.values)

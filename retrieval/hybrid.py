@@ -11,7 +11,8 @@ from core.errors import InvalidInputError
 from core.types import Candidate, Principal, ScoreKind, SearchFilters, Stage, StageHit
 from index import Encoders, Store
 from index.payload import DOC_ID, TENANT, ChunkPayload
-from index.schema import Filter, HybridQuery, MatchAny, StoredPoint
+from index.schema import Filter, HybridQuery, MatchAny, SparseVec, StoredPoint
+from retrieval.conversation import ConversationQuery
 from retrieval.filters import access_filter, may_see, second_lock
 from retrieval.rerank import Reranker, RerankMode, RerankParams, combine
 from retrieval.types import RetrievalParams, Retrieved, StageTrace
@@ -36,7 +37,7 @@ def validate_query(query: str, *, max_chars: int) -> str:
 
 
 def search(
-    query: str,
+    query: str | ConversationQuery,
     principal: Principal,
     filters: SearchFilters | None = None,
     *,
@@ -56,7 +57,11 @@ def search(
             print(c.stages[Stage.HYBRID].rank, c.doc_id, c.score)
 
     Args:
-        query: the question.
+        query: the question, or a conversation's query (``retrieval.conversation``): then the
+            BM25 leg is the weighted sum of its turns' sparse vectors, the dense leg embeds the
+            turns' combined text (its oldest turns left out when the text would exceed the
+            dense model's word-piece limit, which would cut off the question), the reranker
+            scores that same text, and the legs' trace notes name the turns used.
         principal: tenant and groups, from credentials.
         filters: request narrowing (sources, tags, excluded ids, dates).
         collection: the collection to search.
@@ -72,13 +77,28 @@ def search(
         InvalidInputError: empty or too long query.
         UnknownCollectionError: no such collection.
     """
-    text = validate_query(query, max_chars=params.max_query_chars)
+    conversation: ConversationQuery | None = None
+    notes: dict[Stage, str] = {}
+    if isinstance(query, ConversationQuery):
+        for turn in query.turns:
+            validate_query(turn.text, max_chars=params.max_query_chars)
+        conversation = query
+        dense_query = _within_dense_limit(query, encoders)
+        text = dense_query.dense_text
+        notes[Stage.BM25] = query.describe()
+        notes[Stage.DENSE] = f"embedded the combined text of {_turns(dense_query)}"
+    else:
+        text = validate_query(query, max_chars=params.max_query_chars)
     filters = SearchFilters() if filters is None else filters
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     dense_vec = encoders.dense.encode_query(text).tolist()
     t1 = time.perf_counter()
-    sparse_vec = encoders.sparse.embed_query(text)
+    sparse_vec: SparseVec = (
+        encoders.sparse.embed_query(text)
+        if conversation is None
+        else encoders.sparse.embed_weighted(conversation.bm25_parts)
+    )
     t2 = time.perf_counter()
     timings["dense_encode"] = (t1 - t0) * 1000
     timings["bm25_encode"] = (t2 - t1) * 1000
@@ -129,8 +149,16 @@ def search(
     timings["assemble_candidates"] = (t4 - t3) * 1000
 
     stage_traces = {
-        Stage.DENSE: StageTrace(len(dense), timings["dense_encode"] + timings["store_query"]),
-        Stage.BM25: StageTrace(len(sparse), timings["bm25_encode"] + timings["store_query"]),
+        Stage.DENSE: StageTrace(
+            len(dense),
+            timings["dense_encode"] + timings["store_query"],
+            note=notes.get(Stage.DENSE, ""),
+        ),
+        Stage.BM25: StageTrace(
+            len(sparse),
+            timings["bm25_encode"] + timings["store_query"],
+            note=notes.get(Stage.BM25, ""),
+        ),
         Stage.HYBRID: StageTrace(len(candidates), timings["store_query"]),
     }
     if reranker is None:
@@ -147,7 +175,21 @@ def search(
         dense_ranked=[p.id for p in dense],
         bm25_ranked=[p.id for p in sparse],
         blocked=len(blocked_ids),
+        conversation=conversation,
     )
+
+
+def _within_dense_limit(query: ConversationQuery, encoders: Encoders) -> ConversationQuery:
+    """``query`` without its oldest turns while the combined text exceeds the dense model's
+    word-piece limit: the model truncates the end, which is the question itself."""
+    limit = encoders.dense.max_tokens
+    while len(query.turns) > 1 and encoders.dense.count_tokens([query.dense_text])[0] > limit:
+        query = query.oldest_dropped()
+    return query
+
+
+def _turns(query: ConversationQuery) -> str:
+    return f"user turns {', '.join(str(i) for i in query.indexes)} of {query.n_user_turns}"
 
 
 def _score(point: StoredPoint) -> float:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from core import defaults
 from core.types import Candidate, Stage
+from retrieval.conversation import ConversationQuery
 from retrieval.rerank import RerankParams
 
 
@@ -44,3 +45,4 @@ class Retrieved:
     dense_ranked: list[str] = field(default_factory=list)  # chunk ids, leg order
     bm25_ranked: list[str] = field(default_factory=list)
     blocked: int = 0  # distinct chunks the second lock removed, any list (always 0 unless a bug)
+    conversation: ConversationQuery | None = None  # the turns used, for a conversation's query

@@ -31,6 +31,7 @@ from assembler.tokens import encoding_for_model
 from core.errors import InvalidInputError, RagctxError
 from core.types import Candidate, Principal, SearchFilters, Stage, StageHit
 from index.schema import validate_collection_name
+from retrieval.conversation import ConversationQuery, conversation_query
 from retrieval.hybrid import fetch_documents, search, validate_query
 from retrieval.types import Retrieved
 from service.api.schemas import (
@@ -62,7 +63,8 @@ class Prepared:
     """A checked request: who asks, what for, under which policy, in which collection.
 
     ``query`` is the question (the request's, or the conversation's final user turn);
-    ``retrieval_query`` what retrieval searches with.
+    ``retrieval_query`` what retrieval searches with: the request's ``query`` when it has one,
+    else the conversation's user turns under the policy's ``conversation.retrieval`` rule.
     """
 
     query: str
@@ -77,7 +79,13 @@ class Prepared:
     messages: tuple[Message, ...] = ()
     items: tuple[CallerItem, ...] = ()
     format: PromptFormat = PromptFormat.OPENAI
-    retrieval_query: str = ""
+    retrieval_query: str | ConversationQuery = ""
+
+    @property
+    def retrieval_text(self) -> str:
+        """The text retrieval searched (the combined turns of a conversation query)."""
+        searched = self.retrieval_query or self.query
+        return searched.dense_text if isinstance(searched, ConversationQuery) else searched
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +122,14 @@ def prepare(body: ContextRequest, grant: ApiKey, runtime: Runtime) -> Prepared:
                 field="encoding",
                 value=body.encoding,
             )
+    policy = runtime.policies.get(body.policy or settings.default_policy)
+    retrieval: str | ConversationQuery = query
+    if body.query is None and conversation.turns:
+        retrieval = conversation_query(
+            conversation.user_texts,
+            policy.policy.conversation.retrieval,
+            max_chars=settings.max_query_chars,
+        )
     if body.budget_tokens > settings.max_budget_tokens:
         raise InvalidInputError(
             f"budget_tokens is {body.budget_tokens}, above this server's maximum of "
@@ -125,7 +141,7 @@ def prepare(body: ContextRequest, grant: ApiKey, runtime: Runtime) -> Prepared:
         query=query,
         principal=grant.principal().narrowed(body.groups),
         filters=body.filters.search_filters() if body.filters else SearchFilters(),
-        policy=runtime.policies.get(body.policy or settings.default_policy),
+        policy=policy,
         collection=validate_collection_name(body.collection or settings.collection),
         budget=body.budget_tokens,
         encoding=encoding,
@@ -134,7 +150,7 @@ def prepare(body: ContextRequest, grant: ApiKey, runtime: Runtime) -> Prepared:
         messages=messages,
         items=tuple(i.item() for i in body.items or ()),
         format=PromptFormat(body.format),
-        retrieval_query=query,
+        retrieval_query=retrieval,
     )
 
 
@@ -325,7 +341,7 @@ def to_response(
         budget_tokens=pack.budget,
         encoding=pack.encoding or req.encoding,
         **_prompt_fields(pack),
-        retrieval_query=req.retrieval_query or req.query,
+        retrieval_query=req.retrieval_text,
         items=[
             ItemOut(
                 citation=item.citation,
@@ -546,6 +562,10 @@ def recorded_request(req: Prepared) -> dict[str, Any]:
         "items": [pydantic_core.to_jsonable_python(item) for item in req.items],
         "format": req.format.value,
         "query": req.query,
+        # a conversation's retrieval query is rebuilt from its messages on replay
+        "query_source": (
+            "conversation" if isinstance(req.retrieval_query, ConversationQuery) else "request"
+        ),
         "collection": req.collection,
         "budget_tokens": req.budget,
         "encoding": req.encoding,

@@ -177,7 +177,7 @@ def replay(trace: dict[str, Any], runtime: Runtime, *, policy: str | None = None
     try:
         body = ContextRequest.model_validate(
             {
-                "query": query,
+                "query": None if request.get("query_source") == "conversation" else query,
                 "messages": request.get("messages") or None,
                 "items": request.get("items") or None,
                 "format": request.get("format", "openai"),

@@ -131,7 +131,10 @@ def test_every_part_is_accounted_for_with_its_reason(server: Running) -> None:
     assert body["budget_left"] == 1500 - body["prompt_tokens"]
     messages = body["messages"]
     assert messages[-1] == {"role": "user", "content": conversation()[-1]["content"]}
-    assert body["retrieval_query"] == conversation()[-1]["content"]
+    # retrieval follows the conversation: the last user turn and the two before it
+    users = [m["content"] for m in conversation() if m["role"] == "user"]
+    assert body["retrieval_query"] == "\n".join(users[-3:])
+    assert "user turns 3, 4, 5 of 6" in body["trace"]["stages"]["bm25"]["note"]
     assert any("<source" in m["content"] for m in messages), "the evidence is in the prompt"
     tool = next(m for m in messages if m["role"] == "tool")
     assert "ragctx cut" in tool["content"] and tool["tool_call_id"] == "call_1"
@@ -277,3 +280,27 @@ def test_the_trace_keeps_the_prompt_as_the_model_received_it(server: Running) ->
     assert got["pack"]["context"] == body["context"]
     assert got["request"]["messages"][-1]["content"] == conversation()[-1]["content"]
     assert [i["id"] for i in got["request"]["items"]] == [i["id"] for i in ITEMS]
+
+
+def test_an_explicit_query_is_what_retrieval_searches(server: Running) -> None:
+    body = {"query": "grace period", "messages": conversation(), "budget_tokens": 900}
+    answer = post(server, body).json()
+    assert answer["retrieval_query"] == "grace period"
+    assert answer["messages"][-1]["content"] == conversation()[-1]["content"]
+
+
+def test_a_follow_up_is_retrieved_with_the_turn_it_follows(server: Running) -> None:
+    follow_up = [
+        {"role": "user", "content": "How do I rotate an API key?"},
+        {"role": "assistant", "content": "Create a new key, deploy it, then revoke the old one."},
+        {"role": "user", "content": "and how long does the old one keep working?"},
+    ]
+    alone = post(server, {"query": follow_up[-1]["content"], "budget_tokens": 900}).json()
+    aware = post(server, {"messages": follow_up, "budget_tokens": 900}).json()
+
+    def docs(answer: dict[str, Any]) -> list[str]:
+        return [i["doc_id"] for i in answer["items"]]
+
+    assert "acme-runbook-rotate-keys" in docs(aware)
+    assert alone["retrieval_query"] == follow_up[-1]["content"]
+    assert "How do I rotate an API key?" in aware["retrieval_query"]
