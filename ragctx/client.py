@@ -35,7 +35,7 @@ from tenacity import (
 )
 
 from core.errors import InvalidInputError, RagctxError
-from service.api.schemas import ContextRequest, ContextResponse, FiltersIn
+from service.api.schemas import ContextRequest, ContextResponse, FiltersIn, ItemIn, MessageIn
 
 __all__ = [
     "ApiError",
@@ -44,6 +44,8 @@ __all__ = [
     "ContextRequest",
     "ContextResponse",
     "FiltersIn",
+    "ItemIn",
+    "MessageIn",
     "RagctxClient",
     "RetryPolicy",
     "ServerBusyError",

@@ -156,7 +156,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65_535)
     max_body_bytes: int = Field(
-        65_536, ge=1_024, description="Largest request body the HTTP service reads (413 above)."
+        1_048_576,
+        ge=1_024,
+        description="Largest request body the HTTP service reads (413 above); a whole prompt "
+        "(conversation, tool outputs, items) needs room.",
     )
     admin_key: SecretStr | None = Field(
         None, description="Admin API key `ragctx ingest` uses to hand a job to a running server."

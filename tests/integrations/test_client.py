@@ -24,6 +24,8 @@ from ragctx.client import (
     ContextRequest,
     ContextResponse,
     FiltersIn,
+    ItemIn,
+    MessageIn,
     RagctxClient,
     RetryPolicy,
     ServerBusyError,
@@ -46,6 +48,26 @@ def test_sync_answer_is_typed_and_matches_the_http_answer(server: Running) -> No
     assert answer.context == raw["context"] and answer.tokens <= 800
     assert answer.items[0].doc_id == "acme-runbook-rotate-keys"
     assert answer.citations[0].number == 1 and len(answer.trace.trace_id) == 32
+
+
+def test_a_conversation_comes_back_as_the_prompt_to_send(server: Running) -> None:
+    request = ContextRequest(
+        messages=[
+            MessageIn(role="system", content="Answer from the evidence."),
+            MessageIn(role="user", content="How do I rotate an API key?"),
+            MessageIn(role="assistant", content="Create a new key, then revoke the old one."),
+            MessageIn(role="user", content="and how long does the old one keep working?"),
+        ],
+        items=[ItemIn(kind="memory", id="plan", text="The customer is on the Business plan.")],
+        budget_tokens=1200,
+        model="gpt-4o",
+    )
+    with RagctxClient(server.url, api_key=key_of("acme-all")) as client:
+        answer = client.context(request)
+    assert answer.encoding == "o200k_base" and answer.prompt_tokens <= 1200
+    assert answer.messages[0] == {"role": "system", "content": "Answer from the evidence."}
+    assert answer.messages[-1]["content"] == "and how long does the old one keep working?"
+    assert {p.id for p in answer.parts} >= {"messages[3]", "memory:plan"}
 
 
 def test_async_answer_and_narrowing_filters(server: Running) -> None:

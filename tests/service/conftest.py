@@ -145,6 +145,7 @@ def make_settings(store: Path, work: Path, **overrides: Any) -> Settings:
         "otel_exporter": "memory",
         "log_json": False,
         "max_concurrency": 4,
+        "max_body_bytes": 65_536,  # the oversized-body tests send ~100 KB, not the default 1 MiB
         # the session's temporary folders (tests write sources there) and the repository
         "ingest_roots": [work.parent, REPO],
     }
