@@ -169,3 +169,31 @@ def test_json_schema_forbids_unknown_keys_and_requires_name_and_version() -> Non
         schema["properties"]
     )
     assert schema["$defs"]["Exclude"]["additionalProperties"] is False
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ("prompt: {limits: {evidence: {floor: 1.5}}}", "prompt.limits.evidence.floor", "share"),
+        (
+            "prompt: {limits: {evidence: {floor: 900, ceiling: 300}}}",
+            "prompt.limits.evidence",
+            "above ceiling",
+        ),
+        ("prompt: {limits: {question: {floor: 10}}}", "prompt", "required, not filled"),
+        ("prompt: {order: [question, system]}", "prompt", "every section once"),
+        ("prompt: {context_role: assistant}", "prompt.context_role", "user"),
+        ("conversation: {keep_last_turns: -1}", "conversation.keep_last_turns", "0"),
+        ("tool_outputs: {max_tokens: 4}", "tool_outputs.max_tokens", "16"),
+        ("redact: {patterns: [{name: acct, pattern: 'x'}]}", "redact.patterns[0].name", "pattern"),
+        ("redact: {patterns: [{name: ACCT, pattern: '(a'}]}", "redact.patterns[0].pattern", "RE2"),
+        ("versions: {mode: newest}", "versions.mode", "prefer_latest"),
+    ],
+)
+def test_the_whole_prompt_sections_are_checked_with_the_key_named(
+    tmp_path: Path, text: str, key: str, words: str
+) -> None:
+    write(tmp_path, f"name: p\nversion: 1\n{text}\n", name="p.yaml")
+    problems = check_policies([tmp_path])
+    assert [problem.key for problem in problems] == [key], problems
+    assert words in problems[0].message
