@@ -19,11 +19,13 @@ from hypothesis import strategies as st
 
 from assembler import assemble
 from assembler.prompt import render
+from assembler.prompt.framing import prompt_tokens
 from assembler.prompt.types import CallerItem, Message, PartStatus, PromptFormat, Role, ToolCall
 from assembler.tokens import TiktokenCounter
 from assembler.types import ItemKind, SectionName
 from core.errors import RequiredOverBudgetError
 from tests.assembler.builders import NOW, candidate, policy
+from tests.assembler.test_properties import JoinCostCounter
 
 WORDS = ["queue", "lease", "retry", "broker", "the", "a", "timeout", "<source", "ünïcode", "``"]
 texts = st.lists(st.sampled_from(WORDS), min_size=1, max_size=60).map(" ".join)
@@ -194,3 +196,49 @@ def test_whole_prompt_invariants(
     again = run().prompt
     assert again is not None
     assert again.messages == rendered and again.parts == prompt.parts
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    messages=conversations(),
+    items=caller_items(),
+    n_candidates=st.integers(0, 12),
+    budget=st.integers(20, 2500),
+    rules=policies(),
+    fmt=st.sampled_from(list(PromptFormat)),
+)
+def test_the_budget_holds_when_counts_do_not_add_up(
+    messages: list[Message],
+    items: list[CallerItem],
+    n_candidates: int,
+    budget: int,
+    rules: Any,
+    fmt: PromptFormat,
+    counter: TiktokenCounter,
+) -> None:
+    """With a counter whose joins cost extra (and that cannot cut at token boundaries, so long
+    tool outputs are bisected), the per-part estimates fall short and the final count decides."""
+    joins = JoinCostCounter(counter)
+    candidates = [candidate(f"c{i}", score=1 - i / 20) for i in range(n_candidates)]
+    try:
+        result = assemble(
+            candidates,
+            policy=rules,
+            budget=budget,
+            counter=joins,
+            now=NOW,
+            messages=messages,
+            items=items,
+            query="q?",
+            fmt=fmt,
+        )
+    except RequiredOverBudgetError as err:
+        assert err.needed > budget
+        return
+    prompt = result.prompt
+    assert prompt is not None
+    assert prompt.tokens == prompt_tokens(prompt.messages, joins, fmt) <= budget
+    expected = {f"messages[{i}]" for i in range(len(messages))}
+    expected |= {f"{item.kind.value}:{item.id}" for item in items}
+    ids = [part.id for part in prompt.parts]
+    assert len(ids) == len(set(ids)) and expected <= set(ids)
