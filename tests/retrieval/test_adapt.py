@@ -22,6 +22,7 @@ from index.edge import EdgeStore
 from ingest import Chunker, ChunkingParams, SourceSpec, sync
 from retrieval.adapt import AdaptParams, adapt, parse_duration, pseudo_queries
 from retrieval.rerank import CrossEncoderReranker
+from tests.cli import ragctx
 
 COLLECTION = "adapt"
 NOUNS = [
@@ -172,3 +173,36 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations(text: str, match: str) -> None:
     with pytest.raises(InvalidInputError, match=match):
         parse_duration(text)
+
+
+def test_cli_refuses_bad_input(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    encoders: Any,
+) -> None:
+    """``ragctx reranker adapt``: each bad input exits 2 with a message naming it."""
+    qdrant = tmp_path / "qdrant"
+    store = EdgeStore(qdrant)
+    store.create_collection("empty", dense_dim=encoders.dense.dim, meta={})
+    store.close()
+    monkeypatch.setenv("RAGCTX_QDRANT_PATH", str(qdrant))
+    full = tmp_path / "full"
+    full.mkdir()
+    (full / "keep.txt").write_text("mine")
+    cases = [
+        (["--collection", "nope", "--out", str(tmp_path / "a")], "unknown collection 'nope'"),
+        (["--collection", "empty", "--out", str(full)], "is not empty"),
+        (["--collection", "empty", "--out", str(full), "--resume"], "holds no checkpoint"),
+        (["--collection", "empty", "--out", str(tmp_path / "b"), "--time-budget", "3s"],
+         "too small to train one step"),
+        (["--collection", "empty", "--out", str(tmp_path / "c"), "--time-budget", "1e9"],
+         "not a duration"),
+        (["--collection", "empty", "--out", str(tmp_path / "d"), "--max-steps", "0"], "--max-steps"),
+    ]  # fmt: skip
+    for args, message in cases:
+        code = ragctx(monkeypatch, "reranker", "adapt", "--no-progress", *args)
+        err = capsys.readouterr().err
+        assert code == 2, (args, err)
+        assert message in " ".join(err.split()), (args, err)
+    assert (full / "keep.txt").read_text() == "mine"
