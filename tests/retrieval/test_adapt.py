@@ -73,7 +73,7 @@ def corpus(
 
 
 PARAMS = AdaptParams(
-    max_steps=24,
+    max_steps=16,
     queries_per_step=4,
     negatives=3,
     max_length=96,
@@ -122,7 +122,7 @@ def test_adapted_model_scores_own_title_above_a_random_title(trained: Path) -> N
     card = (trained / "README.md").read_text("utf-8")
     assert "collection `adapt`" in card and "Seed 3" in card
     facts = json.loads((trained / "adapt.json").read_text("utf-8"))
-    assert facts["steps"] == 24 and facts["pairs"] > 0
+    assert facts["steps"] == 16 and facts["pairs"] > 0
 
 
 def test_resume_continues_from_the_checkpoint(trained: Path, corpus: Any, tmp_path: Path) -> None:
@@ -198,7 +198,8 @@ def test_cli_refuses_bad_input(
          "too small to train one step"),
         (["--collection", "empty", "--out", str(tmp_path / "c"), "--time-budget", "1e9"],
          "not a duration"),
-        (["--collection", "empty", "--out", str(tmp_path / "d"), "--max-steps", "0"], "--max-steps"),
+        (["--collection", "empty", "--out", str(tmp_path / "d"), "--max-steps", "0"],
+         "--max-steps"),
     ]  # fmt: skip
     for args, message in cases:
         code = ragctx(monkeypatch, "reranker", "adapt", "--no-progress", *args)
@@ -206,3 +207,24 @@ def test_cli_refuses_bad_input(
         assert code == 2, (args, err)
         assert message in " ".join(err.split()), (args, err)
     assert (full / "keep.txt").read_text() == "mine"
+
+
+def test_adapted_folder_loads_as_the_service_loads_it(trained: Path, tmp_path: Path) -> None:
+    """``RAGCTX_RERANK_MODEL=OUT``: torch and the fp32 ONNX export give the same scores."""
+    from service.settings import Settings
+    from service.wiring import load_reranker
+
+    texts = ["The tomato needs steady attention.", "A glacier moves slowly."]
+    scores = {}
+    for backend in ("torch", "onnx"):
+        settings = Settings(
+            rerank_model=str(trained),
+            rerank_backend=backend,
+            rerank_max_length=96,
+            onnx_cache_dir=tmp_path / "onnx",
+        )
+        reranker = load_reranker(settings).reranker
+        assert isinstance(reranker, CrossEncoderReranker)
+        assert reranker.backend == backend and reranker.trained
+        scores[backend] = reranker.score("Looking after the tomato", texts)
+    assert scores["onnx"] == pytest.approx(scores["torch"], abs=1e-3)
