@@ -217,11 +217,13 @@ def test_adapted_folder_loads_as_the_service_loads_it(trained: Path, tmp_path: P
     texts = ["The tomato needs steady attention.", "A glacier moves slowly."]
     scores = {}
     for backend in ("torch", "onnx"):
-        settings = Settings(
-            rerank_model=str(trained),
-            rerank_backend=backend,
-            rerank_max_length=96,
-            onnx_cache_dir=tmp_path / "onnx",
+        settings = Settings.model_validate(
+            {
+                "rerank_model": str(trained),
+                "rerank_backend": backend,
+                "rerank_max_length": 96,
+                "onnx_cache_dir": tmp_path / "onnx",
+            }
         )
         reranker = load_reranker(settings).reranker
         assert isinstance(reranker, CrossEncoderReranker)
