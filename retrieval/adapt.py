@@ -560,7 +560,7 @@ Use it with `RAGCTX_RERANK_MODEL={r.out}`.
   Hard negatives: {p["negatives"]} per query, drawn from the top {p["mine_depth"]} hits of the
   hybrid retriever outside the positive's own document.
 - Loss: listwise softmax cross-entropy (positive against its hard negatives).
-- Training: {r.steps:,} steps ({r.queries_mined and p["queries_per_step"]} queries a step),
+- Training: {r.steps:,} steps ({p["queries_per_step"]} queries a step),
   {r.pairs:,} pairs, {r.seconds:,.1f} s, stopped by {r.stopped_by}; resumed from step
   {r.resumed_from_step}; last loss {r.final_loss}.
 - Seed {r.seed}; learning rate {p["learning_rate"]}, max length {p["max_length"]} word-pieces,
