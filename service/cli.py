@@ -375,6 +375,7 @@ def _register_subcommands() -> None:
     from service.cli_eval import eval_app
     from service.cli_mcp import mcp
     from service.cli_query import query
+    from service.cli_reranker import reranker_app
     from service.cli_serve import register
     from service.cli_traces import traces_app
 
@@ -382,6 +383,7 @@ def _register_subcommands() -> None:
     app.command()(mcp)
     app.add_typer(eval_app, name="eval")
     app.add_typer(traces_app, name="traces")
+    app.add_typer(reranker_app, name="reranker")
     register(app)
 
 
