@@ -93,6 +93,17 @@ def policies(draw: st.DrawFn) -> Any:
     )
 
 
+# One random request: a conversation, caller items, candidates, a budget, a policy, a format.
+prompt_inputs = given(
+    messages=conversations(),
+    items=caller_items(),
+    n_candidates=st.integers(0, 12),
+    budget=st.integers(20, 2500),
+    rules=policies(),
+    fmt=st.sampled_from(list(PromptFormat)),
+)
+
+
 def recount(pack_messages: list[dict[str, Any]], encoding: tiktoken.Encoding) -> int:
     """The framing rule of ``assembler.prompt.framing``, applied to the rendered OpenAI form."""
 
@@ -113,14 +124,7 @@ def recount(pack_messages: list[dict[str, Any]], encoding: tiktoken.Encoding) ->
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    messages=conversations(),
-    items=caller_items(),
-    n_candidates=st.integers(0, 12),
-    budget=st.integers(20, 2500),
-    rules=policies(),
-    fmt=st.sampled_from(list(PromptFormat)),
-)
+@prompt_inputs
 def test_whole_prompt_invariants(
     messages: list[Message],
     items: list[CallerItem],
@@ -199,14 +203,7 @@ def test_whole_prompt_invariants(
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    messages=conversations(),
-    items=caller_items(),
-    n_candidates=st.integers(0, 12),
-    budget=st.integers(20, 2500),
-    rules=policies(),
-    fmt=st.sampled_from(list(PromptFormat)),
-)
+@prompt_inputs
 def test_the_budget_holds_when_counts_do_not_add_up(
     messages: list[Message],
     items: list[CallerItem],
