@@ -3,7 +3,9 @@
 For each size: random normalised 384-d vectors and Zipf-distributed sparse terms over a
 30,000-term vocabulary (generated, not embedded), spread over 8 tenants x 4 groups; upsert
 throughput, then the hybrid query's median latency with the full access filter and the
-per-caller IDF, before and after ``optimize()``, optimize time, disk size and peak RSS.
+per-caller IDF (and the second lock's check, as ``retrieval.search`` runs it), before and after
+``optimize()``; each leg alone and the fused points' payload read after it; optimize time,
+disk size and peak RSS.
 Writes scale.json, scale.md and scale.png under ``--out-dir``.
 
 Usage: python bench/scale.py [--sizes 10000,100000,1000000] [--queries 50] [--out-dir D]
@@ -46,13 +48,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         parser.error(f"--sizes {args.sizes!r}: give whole numbers separated by commas")
     if not sizes or min(sizes) < 100 or args.queries < 1:
         parser.error("--sizes needs at least one size >= 100 and --queries >= 1")
-    rows = [_one_size(n, args.queries) for n in sizes]
-    result = {
-        "sizes": rows,
-        "cpus": os.cpu_count(),
-        "load_average_1m": round(os.getloadavg()[0], 2),
-    }
-    _write(result, args.out_dir)
+    result: dict[str, Any] = {"sizes": [], "cpus": os.cpu_count()}
+    for n in sizes:  # written after each size: a long run that stops keeps what it measured
+        result["sizes"].append(_one_size(n, args.queries))
+        result["load_average_1m"] = round(os.getloadavg()[0], 2)
+        _write(result, args.out_dir)
     return result
 
 
@@ -131,6 +131,7 @@ def _one_size(n: int, queries: int) -> dict[str, Any]:
         store.optimize("scale")
         optimize_s = time.perf_counter() - t1
         after = _latency(store, probes)
+        legs = _leg_latency(store, probes)
         store.close()
         disk = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     return {
@@ -139,18 +140,82 @@ def _one_size(n: int, queries: int) -> dict[str, Any]:
         "optimize_s": round(optimize_s, 2),
         "query_ms_before_optimize": before,
         "query_ms_after_optimize": after,
+        "leg_ms_after_optimize": legs,
         "disk_mb": round(disk / 2**20, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 
+def _store_query(store: Any, probe: Any) -> None:
+    """What ``retrieval.search`` asks of the store: the hybrid query, then the second lock's
+    check of the legs' points that came back without a payload."""
+    result = store.hybrid("scale", probe)
+    fused = {p.id for p in result.fused}
+    rest = list(dict.fromkeys(p.id for p in (*result.dense, *result.sparse) if p.id not in fused))
+    store.outside("scale", rest, probe.idf_filter)
+
+
 def _latency(store: Any, probes: Sequence[Any]) -> dict[str, float]:
-    store.hybrid("scale", probes[0])  # warm-up
+    _store_query(store, probes[0])  # warm-up
     ms = []
     for probe in probes:
         t0 = time.perf_counter()
-        store.hybrid("scale", probe)
+        _store_query(store, probe)
         ms.append((time.perf_counter() - t0) * 1000)
+    return _summary(ms)
+
+
+def _leg_latency(store: Any, probes: Sequence[Any]) -> dict[str, dict[str, float]]:
+    """Where the hybrid query's time goes: each leg alone in the engine, and the payload read
+    of the fused points, requests built before the clock starts."""
+    import qdrant_edge as qe
+
+    from index.edge import _filter
+    from index.schema import BM25, DENSE
+
+    shard = store._shard("scale")  # noqa: SLF001 (the bare engine, on purpose)
+    requests: dict[str, list[Any]] = {"dense_leg": [], "bm25_leg": [], "payload_by_id": []}
+    for probe in probes:
+        flt = _filter(probe.filter)
+        idf = qe.SearchParams(idf=qe.IdfParams(corpus=_filter(probe.idf_filter)))
+        sparse = qe.SparseVector(indices=probe.sparse.indices, values=probe.sparse.values)
+        requests["dense_leg"].append(
+            qe.QueryRequest(
+                query=qe.Query.Nearest(probe.dense, using=DENSE),
+                filter=flt,
+                limit=probe.dense_limit,
+                with_payload=False,
+            )
+        )
+        requests["bm25_leg"].append(
+            qe.QueryRequest(
+                query=qe.Query.Nearest(sparse, using=BM25),
+                filter=flt,
+                limit=probe.sparse_limit,
+                params=idf,
+                with_payload=False,
+            )
+        )
+        requests["payload_by_id"].append([p.id for p in store.hybrid("scale", probe).fused])
+    calls = {
+        "dense_leg": shard.query,
+        "bm25_leg": shard.query,
+        "payload_by_id": lambda ids: shard.retrieve(ids, True, False),
+    }
+    out = {}
+    for name, inputs in requests.items():
+        call = calls[name]
+        call(inputs[0])  # warm-up
+        ms = []
+        for item in inputs:
+            t0 = time.perf_counter()
+            call(item)
+            ms.append((time.perf_counter() - t0) * 1000)
+        out[name] = _summary(ms)
+    return out
+
+
+def _summary(ms: Sequence[float]) -> dict[str, float]:
     ordered = sorted(ms)
     p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
     return {"median": round(statistics.median(ordered), 3), "p95": round(p95, 3)}
@@ -166,15 +231,24 @@ def _write(result: dict[str, Any], out_dir: Path) -> None:
     (out_dir / "scale.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     title = f"# Hybrid query, full access filter, vs points (shared machine, {result['cpus']} CPUs)"
     columns = ("points", "upsert pts/s", "median ms before", "median ms after optimize")
+    columns += ("p95 ms after", "dense leg ms", "BM25 leg ms", "payload by id ms")
     columns += ("optimize s", "disk MB", "peak RSS MB")
     header = "| " + " | ".join(columns) + " |"
-    lines = [title, "", header, "|---|---|---|---|---|---|---|"]
+    lines = [title, "", header, "|" + "---|" * len(columns)]
     for r in result["sizes"]:
+        legs = r["leg_ms_after_optimize"]
         lines.append(
             f"| {r['points']} | {r['upsert_points_per_s']} | "
             f"{r['query_ms_before_optimize']['median']} | {r['query_ms_after_optimize']['median']} "
+            f"| {r['query_ms_after_optimize']['p95']} | {legs['dense_leg']['median']} "
+            f"| {legs['bm25_leg']['median']} | {legs['payload_by_id']['median']} "
             f"| {r['optimize_s']} | {r['disk_mb']} | {r['peak_rss_mb']} |"
         )
+    lines += [
+        "",
+        "Medians over the probes, one query at a time; the legs and the payload read are the "
+        "bare engine calls (after optimize), requests built before the clock starts.",
+    ]
     (out_dir / "scale.md").write_text("\n".join(lines) + "\n", "utf-8")
     points = [r["points"] for r in result["sizes"]]
     fig, ax = plt.subplots(figsize=(6, 4))

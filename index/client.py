@@ -28,6 +28,7 @@ from index.schema import (
     MatchValue,
     PointRecord,
     StoredPoint,
+    rrf,
     validate_collection_name,
 )
 
@@ -202,56 +203,59 @@ class ClientStore:
         return {str(h.value): int(h.count) for h in res.hits}
 
     def hybrid(self, name: str, query: HybridQuery) -> HybridResult:
-        """Fused query plus both legs alone in one batch request."""
+        """Both legs in one batch request, fused here, then the fused points by id.
+
+        Two round trips instead of one, so that the server computes each leg once (a fused
+        query beside the legs would compute both twice) and ranks ties as the embedded store
+        does.
+        """
         self._check(name)
         flt = _filter(query.filter)
-        sparse = models.SparseVector(indices=query.sparse.indices, values=query.sparse.values)
         corpus = _filter(query.idf_filter)
         idf = (
             models.SearchParams(idf=models.IdfCorpusParams(corpus=corpus))
             if corpus is not None
             else None
         )
-        with_vector: bool | list[str] = [DENSE] if query.with_vectors else False
-        requests = [
-            models.QueryRequest(
-                prefetch=[
-                    models.Prefetch(
-                        query=query.dense, using=DENSE, filter=flt, limit=query.dense_limit
-                    ),
-                    models.Prefetch(
-                        query=sparse, using=BM25, filter=flt, limit=query.sparse_limit, params=idf
-                    ),
-                ],
-                query=models.RrfQuery(rrf=models.Rrf(k=query.rrf_k)),
-                filter=flt,
-                limit=query.limit,
-                with_payload=True,
-                with_vector=with_vector,
-            ),
-            # the legs: ids and scores only (see HybridResult)
-            models.QueryRequest(
-                query=query.dense,
-                using=DENSE,
-                filter=flt,
-                limit=query.dense_limit,
-                with_payload=False,
-            ),
-            models.QueryRequest(
-                query=sparse,
-                using=BM25,
-                filter=flt,
-                limit=query.sparse_limit,
-                params=idf,
-                with_payload=False,
-            ),
-        ]
-        fused, dense, sparse_res = self.client.query_batch_points(name, requests=requests)
-        return HybridResult(
-            fused=[_stored(p, query.with_vectors) for p in fused.points],
-            dense=[_stored(p, False) for p in dense.points],
-            sparse=[_stored(p, False) for p in sparse_res.points],
+        sparse = models.SparseVector(indices=query.sparse.indices, values=query.sparse.values)
+        dense_res, sparse_res = self.client.query_batch_points(
+            name,
+            requests=[
+                models.QueryRequest(
+                    query=query.dense,
+                    using=DENSE,
+                    filter=flt,
+                    limit=query.dense_limit,
+                    with_payload=False,
+                ),
+                models.QueryRequest(
+                    query=sparse,
+                    using=BM25,
+                    filter=flt,
+                    limit=query.sparse_limit,
+                    params=idf,
+                    with_payload=False,
+                ),
+            ],
         )
+        dense = [_stored(p, False) for p in dense_res.points]
+        sparse_ranked = [_stored(p, False) for p in sparse_res.points]
+        top = rrf((dense, sparse_ranked), k=query.rrf_k, limit=query.limit)
+        records = {
+            str(r.id): r
+            for r in self.client.retrieve(
+                name,
+                ids=[pid for pid, _ in top],
+                with_payload=True,
+                with_vectors=[DENSE] if query.with_vectors else False,
+            )
+        }
+        fused = [
+            _stored(records[pid], query.with_vectors, score=score)
+            for pid, score in top
+            if pid in records  # deleted between the two calls
+        ]
+        return HybridResult(fused=fused, dense=dense, sparse=sparse_ranked)
 
     def optimize(self, name: str) -> None:
         """A server optimizes in the background; nothing to do."""
@@ -268,17 +272,13 @@ def _index_schema(kind: str) -> Any:
     raise RagctxError(f"unknown index kind {kind!r}")
 
 
-def _stored(p: Any, with_vectors: bool) -> StoredPoint:
+def _stored(p: Any, with_vectors: bool, *, score: float | None = None) -> StoredPoint:
     dense = None
     if with_vectors and isinstance(p.vector, dict) and DENSE in p.vector:
         dense = [float(x) for x in p.vector[DENSE]]
-    score = getattr(p, "score", None)
-    return StoredPoint(
-        id=str(p.id),
-        payload=dict(p.payload or {}),
-        score=None if score is None else float(score),
-        dense=dense,
-    )
+    if score is None and getattr(p, "score", None) is not None:
+        score = float(p.score)
+    return StoredPoint(id=str(p.id), payload=dict(p.payload or {}), score=score, dense=dense)
 
 
 def _filter(flt: Filter | None) -> models.Filter | None:

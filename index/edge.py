@@ -39,6 +39,7 @@ from index.schema import (
     MatchValue,
     PointRecord,
     StoredPoint,
+    rrf,
     validate_collection_name,
 )
 
@@ -246,42 +247,45 @@ class EdgeStore:
         return {str(h.value): int(h.count) for h in hits}
 
     def hybrid(self, name: str, query: HybridQuery) -> HybridResult:
-        """Fused query plus both legs alone, as one batch (one call into the engine)."""
+        """Both legs in one batch, fused here, then the fused points' payload by id."""
         shard = self._shard(name)
         flt = _filter(query.filter)
-        dense_q = qe.Query.Nearest(query.dense, using=DENSE)
-        sparse_q = qe.Query.Nearest(
-            qe.SparseVector(indices=query.sparse.indices, values=query.sparse.values), using=BM25
-        )
         corpus = _filter(query.idf_filter)
         idf = qe.SearchParams(idf=qe.IdfParams(corpus=corpus)) if corpus is not None else None
+        sparse = qe.SparseVector(indices=query.sparse.indices, values=query.sparse.values)
+        dense_hits, sparse_hits = shard.query_batch(
+            qe.QueryBatchRequest(
+                [
+                    qe.QueryRequest(
+                        query=qe.Query.Nearest(query.dense, using=DENSE),
+                        filter=flt,
+                        limit=query.dense_limit,
+                        with_payload=False,
+                    ),
+                    qe.QueryRequest(
+                        query=qe.Query.Nearest(sparse, using=BM25),
+                        filter=flt,
+                        limit=query.sparse_limit,
+                        params=idf,
+                        with_payload=False,
+                    ),
+                ]
+            )
+        )
+        dense = [_ranked(p) for p in dense_hits]
+        sparse_ranked = [_ranked(p) for p in sparse_hits]
+        top = rrf((dense, sparse_ranked), k=query.rrf_k, limit=query.limit)
         with_vector: bool | list[str] = [DENSE] if query.with_vectors else False
-        # The access filter sits on every prefetch explicitly, not only at the top level.
-        fused = qe.QueryRequest(
-            prefetches=[
-                qe.Prefetch(query=dense_q, filter=flt, limit=query.dense_limit),
-                qe.Prefetch(query=sparse_q, filter=flt, limit=query.sparse_limit, params=idf),
-            ],
-            # the 0.9.0 stubs type Fusion.Rrf as its own class, which QueryRequest accepts
-            query=qe.Fusion.Rrf(k=query.rrf_k),  # type: ignore[arg-type]
-            filter=flt,
-            limit=query.limit,
-            with_payload=True,
-            with_vector=with_vector,
-        )
-        # the legs: ids and scores only (see HybridResult)
-        dense_only = qe.QueryRequest(
-            query=dense_q, filter=flt, limit=query.dense_limit, with_payload=False
-        )
-        sparse_only = qe.QueryRequest(
-            query=sparse_q, filter=flt, limit=query.sparse_limit, params=idf, with_payload=False
-        )
-        results = shard.query_batch(qe.QueryBatchRequest([fused, dense_only, sparse_only]))
-        return HybridResult(
-            fused=[_stored(p, query.with_vectors) for p in results[0]],
-            dense=[_ranked(p) for p in results[1]],
-            sparse=[_ranked(p) for p in results[2]],
-        )
+        records = {
+            str(r.id): r for r in shard.retrieve([pid for pid, _ in top], True, with_vector)
+        }
+        # a point deleted between the two calls (a sync running alongside) is left out
+        fused = [
+            _stored(records[pid], query.with_vectors, score=score)
+            for pid, score in top
+            if pid in records
+        ]
+        return HybridResult(fused=fused, dense=dense, sparse=sparse_ranked)
 
     def optimize(self, name: str) -> None:
         """Build HNSW and merge segments. Blocks the whole process (it holds the GIL)."""
@@ -314,17 +318,13 @@ def _index_params(kind: str) -> Any:
     raise RagctxError(f"unknown index kind {kind!r}")
 
 
-def _stored(p: Any, with_vectors: bool) -> StoredPoint:
-    dense = None
-    if with_vectors and p.vector:
-        dense = [float(x) for x in p.vector.get(DENSE, [])]
-    score = getattr(p, "score", None)
-    return StoredPoint(
-        id=str(p.id),
-        payload=dict(p.payload or {}),
-        score=None if score is None else float(score),
-        dense=dense,
-    )
+def _stored(p: Any, with_vectors: bool, *, score: float | None = None) -> StoredPoint:
+    # each attribute read converts from the engine anew: read once; the vector is a list of
+    # floats already
+    dense = (p.vector or {}).get(DENSE) if with_vectors else None
+    if score is None and getattr(p, "score", None) is not None:
+        score = float(p.score)
+    return StoredPoint(id=str(p.id), payload=dict(p.payload or {}), score=score, dense=dense)
 
 
 def _ranked(p: Any) -> StoredPoint:

@@ -191,14 +191,32 @@ class HybridQuery:
 
 @dataclass(frozen=True, slots=True)
 class HybridResult:
-    """The fused list and each leg's own list, from one round trip to the store.
+    """The fused list and each leg's own list.
 
-    Fused points carry their whole payload. Leg points carry their id and score only: reading
-    and decoding 400 payloads for the legs cost more than the fused query itself, and a
-    caller re-checks their access with ``Store.outside`` instead.
+    Each leg is computed once, in one batch, and fused by ``rrf`` outside the engine (asking
+    the engine for the fused query too would compute both legs a second time). Fused points
+    carry their whole payload, read by id for those ``limit`` points only. Leg points carry
+    their id and score only: reading and decoding 400 payloads for the legs cost more than the
+    legs themselves, and a caller re-checks their access with ``Store.outside`` instead.
     """
 
     fused: list[StoredPoint]
     dense: list[StoredPoint]
     sparse: list[StoredPoint]
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def rrf(
+    legs: Sequence[Sequence[StoredPoint]], *, k: int, limit: int
+) -> list[tuple[str, float]]:
+    """Reciprocal rank fusion of ranked lists, as Qdrant defines it (``Fusion.RRF``).
+
+    A point at 0-based position ``p`` of a list scores ``1 / (k + p)``, summed over the lists
+    it is in; the best ``limit`` come back as ``(id, score)``, ties in the order the points
+    first appear (the first list first), as ``qdrant_client.hybrid.fusion`` orders them.
+    """
+    scores: dict[str, float] = {}
+    for leg in legs:
+        for position, point in enumerate(leg):
+            scores[point.id] = scores.get(point.id, 0.0) + 1.0 / (k + position)
+    return sorted(scores.items(), key=lambda item: -item[1])[:limit]

@@ -79,7 +79,8 @@ class Store(Protocol):
         ...
 
     def hybrid(self, name: str, query: HybridQuery) -> HybridResult:
-        """Run both legs and their RRF fusion in one round trip."""
+        """Run each leg once under ``query.filter``, fuse them (``index.schema.rrf``) and read
+        the payload of the fused ``limit`` points only."""
         ...
 
     def optimize(self, name: str) -> None:

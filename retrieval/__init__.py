@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense + BM25 legs in one Qdrant query, RRF, then a cross-encoder.
+"""Hybrid retrieval: dense + BM25 legs in one Qdrant batch, RRF, then a cross-encoder.
 
 Entry point: :func:`search`. The candidates it returns and the request types (``Principal``,
 ``SearchFilters``) are in ``core.types``.

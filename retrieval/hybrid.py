@@ -1,4 +1,4 @@
-"""Hybrid retrieval: one Qdrant query (dense + BM25 legs, the same filter, RRF), then rerank."""
+"""Hybrid retrieval: one Qdrant batch (dense + BM25 legs, the same filter), RRF, then rerank."""
 
 from __future__ import annotations
 
@@ -118,8 +118,6 @@ def search(
             with_vectors=params.with_vectors,
         ),
     )
-    t3 = time.perf_counter()
-    timings["store_query"] = (t3 - t2) * 1000
 
     # The second lock applies to every list that leaves this function, legs included, and
     # ranks count only what the principal may see (a gap would betray a hidden chunk). Fused
@@ -133,6 +131,8 @@ def search(
     )
     for point in store.outside(collection, unchecked, second_lock(principal)):
         _block(point, principal, blocked_ids)
+    t3 = time.perf_counter()
+    timings["store_query"] = (t3 - t2) * 1000  # the query and the second lock's check
     dense = [p for p in result.dense if p.id not in blocked_ids]
     sparse = [p for p in result.sparse if p.id not in blocked_ids]
     dense_hits = {p.id: StageHit(r, _score(p)) for r, p in enumerate(dense, 1)}
