@@ -196,7 +196,7 @@ def _ragctx(data: Any, loaded: Any) -> tuple[dict[str, Any], Any, Any]:
     from eval.runner import EvalParams, collection_name, run
     from index.edge import EdgeStore
     from index.encoders import Encoders
-    from ingest import Chunker
+    from ingest import Chunker, SyncOptions
     from service.wiring import chunking_params, encoder_params, load_settings, measured_reranker
 
     settings = load_settings()
@@ -212,7 +212,11 @@ def _ragctx(data: Any, loaded: Any) -> tuple[dict[str, Any], Any, Any]:
             encoders=encoders,
             chunker=chunker,
             reranker=reranker,
-            params=EvalParams(rerank_note=why),
+            # the store a standalone `ragctx ingest` leaves: optimized above the threshold
+            params=EvalParams(
+                rerank_note=why,
+                sync=SyncOptions(optimize_threshold=settings.optimize_threshold),
+            ),
         )
         collection = collection_name(data, encoders=encoders, chunker=chunker)
         try:

@@ -39,7 +39,7 @@ class Settings(BaseSettings):
     qdrant_api_key: SecretStr | None = None
     collection: str = Field("docs", description="Default collection.")
     optimize_threshold: int = Field(
-        20_000, ge=0, description="After a standalone ingest, optimize() collections this big."
+        5_000, ge=0, description="After a standalone ingest, optimize() collections this big."
     )
 
     # Models
