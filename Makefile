@@ -11,6 +11,8 @@ STAMP  := $(VENV)/.installed
 OFFLINE := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
 	RAGAS_DO_NOT_TRACK=true
 THREADS := OMP_NUM_THREADS=2 MKL_NUM_THREADS=2 OPENBLAS_NUM_THREADS=2
+ONE_THREAD := OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+BENCH_DATASETS ?= scifact nfcorpus
 
 .PHONY: help install browser run ingest test test-slow lint fmt bench bench-scale eval clean
 
@@ -74,10 +76,12 @@ bench: install ## benchmarks: ingest, assembler (evidence and whole prompt), HTT
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_service.py --json-out bench/results/service.json
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_encoders.py --json-out bench/results/encoders.json
 	$(OFFLINE) $(THREADS) $(PY) bench/bench_traces.py --json-out bench/results/traces.json
-	$(OFFLINE) $(PY) bench/compare.py --threads 1 $(if $(DATASET),--dataset $(DATASET))
+	$(if $(DATASET),$(OFFLINE) $(ONE_THREAD) $(PY) bench/compare.py --threads 1 --dataset $(DATASET),for d in $(BENCH_DATASETS); do $(OFFLINE) $(ONE_THREAD) $(PY) bench/compare.py --threads 1 --dataset $$d || exit 1; done)
+	$(PY) bench/update_readme.py
 
 bench-scale: install ## hybrid query latency at 10k, 100k, 1M synthetic points; bench/results/scale.*
 	$(OFFLINE) $(PY) bench/scale.py --sizes 10000,100000,1000000
+	$(PY) bench/update_readme.py
 
 eval: install ## SciFact quality report per stage, then the gate against the kept baseline
 	$(OFFLINE) $(THREADS) $(VENV)/bin/ragctx eval ../shared/benchdata/scifact

@@ -8,9 +8,10 @@ QueryFusionRetriever, whole documents, fused top 100). Floor in the same run: th
 ``SentenceTransformer.encode`` of each query. A reference whose package is absent is reported as
 skipped with the reason, never silently dropped.
 
-Writes compare.md, compare.json and compare.png under ``--out-dir``.
+Writes compare-<dataset>.md, .json and .png under ``--out-dir`` (``bench/update_readme.py``
+copies the Markdown into the README).
 
-Usage: python bench/compare.py [--dataset BEIR_FOLDER] [--quick 100]
+Usage: python bench/compare.py [--dataset BEIR_FOLDER | NAME] [--quick 100]
        [--threads 1] [--out-dir bench/results]
 Without --dataset: scifact in $RAGCTX_BENCHDATA, else in the nearest shared/benchdata above.
 """
@@ -49,8 +50,9 @@ def main(argv: Sequence[str] | None = None, *, encoders: Any = None) -> dict[str
         "--dataset",
         type=Path,
         default=None,
-        help=f"a BEIR folder (default: {DEFAULT_DATASET} in the shared benchdata folder: "
-        f"${BENCHDATA_ENV}, else the nearest shared/benchdata above this checkout)",
+        help=f"a BEIR folder, or the name of one in the shared benchdata folder "
+        f"(${BENCHDATA_ENV}, else the nearest shared/benchdata above this checkout); "
+        f"default: {DEFAULT_DATASET} there",
     )
     parser.add_argument("--quick", type=int, default=0, help="only the first N judged queries")
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -58,9 +60,12 @@ def main(argv: Sequence[str] | None = None, *, encoders: Any = None) -> dict[str
     args = parser.parse_args(argv)
     if args.quick < 0 or args.threads < 1:
         parser.error("--quick must be >= 0 and --threads >= 1")
-    if args.dataset is None:
+    named = args.dataset is None or (
+        not args.dataset.exists() and len(args.dataset.parts) == 1  # a name: "nfcorpus"
+    )
+    if named:
         try:
-            args.dataset = benchdata(os.environ, REPO) / DEFAULT_DATASET
+            args.dataset = benchdata(os.environ, REPO) / (args.dataset or DEFAULT_DATASET)
         except FileNotFoundError as err:
             parser.error(str(err))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -87,6 +92,7 @@ def main(argv: Sequence[str] | None = None, *, encoders: Any = None) -> dict[str
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "dataset": data.describe(),
+        "dataset_folder": re.sub(r"[^A-Za-z0-9_.-]", "_", args.dataset.resolve().name),
         "queries": len(data.queries),
         "quick": args.quick,
         "torch_threads": torch.get_num_threads(),
@@ -96,14 +102,18 @@ def main(argv: Sequence[str] | None = None, *, encoders: Any = None) -> dict[str
         "skipped": {},
     }
     systems: dict[str, Any] = result["systems"]
-    ragctx, encoders, settings = _ragctx(data, encoders)
+    ragctx, encoders, settings = _ragctx(data, encoders, threads=args.threads)
     systems.update(ragctx["systems"])
     result["ingest_s"] = {"ragctx": ragctx["ingest_s"]}
     result["packed"] = ragctx["packed"]
+    result["dense_backend"] = encoders.dense.backend
     result["floors"] = {
         "bare_encode_query_ms": _bare_encode(encoders, data.queries),
         **ragctx["floors"],
     }
+    onnx_floor = _bare_onnx_encode(encoders, data.queries)
+    if onnx_floor is not None:
+        result["floors"]["bare_onnx_encode_query_ms"] = onnx_floor
     result["skipped"].update(ragctx["skipped"])
 
     for name, runner in (("bm25s", _bm25s), ("rank-bm25", _rank_bm25)):
@@ -191,7 +201,7 @@ def _timed(
     return {"quality": _quality(qrels, rankings), "latency_ms": _summary(ms)}
 
 
-def _ragctx(data: Any, loaded: Any) -> tuple[dict[str, Any], Any, Any]:
+def _ragctx(data: Any, loaded: Any, *, threads: int) -> tuple[dict[str, Any], Any, Any]:
     """ragctx's legs, hybrid and rerank through the eval runner, in a fresh embedded store."""
     from eval.runner import EvalParams, collection_name, run
     from index.edge import EdgeStore
@@ -199,7 +209,9 @@ def _ragctx(data: Any, loaded: Any) -> tuple[dict[str, Any], Any, Any]:
     from ingest import Chunker, SyncOptions
     from service.wiring import chunking_params, encoder_params, load_settings, measured_reranker
 
-    settings = load_settings()
+    # ONNX Runtime takes its thread count from here, not from torch; and no query cache, so
+    # that the served round (the same queries again) encodes every query as the first did
+    settings = load_settings(torch_threads=threads, query_cache_size=0)
     encoders = loaded if loaded is not None else Encoders.load(encoder_params(settings))
     chunker = Chunker.for_encoder(chunking_params(settings), encoders.dense)
     choice = measured_reranker(settings)
@@ -466,6 +478,33 @@ def _bare_encode(encoders: Any, queries: Mapping[str, str]) -> dict[str, float]:
     return _summary(ms)
 
 
+def _bare_onnx_encode(encoders: Any, queries: Mapping[str, str]) -> dict[str, float] | None:
+    """The ONNX Runtime session ragctx encodes queries with, called directly (tokenize, run,
+    mean-pool, normalise), when the dense backend is an ONNX one; else None."""
+    from index import onnx_backend
+
+    dense = encoders.dense
+    if dense._session is None:  # noqa: SLF001 (the bare floor, on purpose)
+        return None
+
+    def one(text: str) -> None:
+        onnx_backend.encode_dense(
+            dense._session,  # noqa: SLF001
+            dense._model.tokenizer,  # noqa: SLF001
+            [text],
+            dense.max_tokens,
+            1,
+        )
+
+    one("warm up")
+    ms = []
+    for text in queries.values():
+        t0 = time.perf_counter()
+        one(text)
+        ms.append((time.perf_counter() - t0) * 1000)
+    return _summary(ms)
+
+
 def _bm25s(
     corpus: Mapping[str, str], queries: Mapping[str, str], qrels: Mapping[str, Mapping[str, int]]
 ) -> dict[str, Any]:
@@ -611,14 +650,16 @@ def _write(result: Mapping[str, Any], out_dir: Path) -> None:
     import matplotlib.pyplot as plt
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "compare.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
+    stem = f"compare-{result['dataset_folder']}"
+    (out_dir / f"{stem}.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     systems = result["systems"]
     lines = [
         f"# ragctx beside the references: {result['dataset']['name']}",
         "",
         (
-            f"{result['queries']} queries (quick={result['quick']}), torch threads "
-            f"{result['torch_threads']}, {result['cpus']} CPUs, load "
+            f"{result['queries']} queries (quick={result['quick']}), torch and ONNX Runtime "
+            f"threads {result['torch_threads']}, ragctx dense backend "
+            f"{result.get('dense_backend', 'torch')}, no query cache, {result['cpus']} CPUs, load "
             f"{result['load_average_1m']} (shared machine), {result['date']}"
         ),
         "",
@@ -653,7 +694,9 @@ def _write(result: Mapping[str, Any], out_dir: Path) -> None:
     for label, lat in served.items():
         lines.append(f"| {label} | {lat['median']:.2f} | {lat['p95']:.2f} |")
     floor_labels = {
-        "bare_encode_query_ms": "bare SentenceTransformer.encode of one query",
+        "bare_encode_query_ms": "bare SentenceTransformer.encode of one query (torch)",
+        "bare_onnx_encode_query_ms": "bare ONNX Runtime session of one query (ragctx's dense "
+        "backend: tokenize, run, mean-pool, normalise)",
         "bare_edge_same_information_ms": "bare Edge, what the store query returns: both legs "
         "in one batch, then the fused points' payload by id (vectors precomputed)",
         "bare_edge_fused_ms": "bare Edge, the engine's fused query alone, no leg lists "
@@ -678,7 +721,7 @@ def _write(result: Mapping[str, Any], out_dir: Path) -> None:
     for name, why in result["skipped"].items():
         if name not in floor_labels:
             lines.append(f"\nSkipped {name}: {why}")
-    (out_dir / "compare.md").write_text("\n".join(lines) + "\n", "utf-8")
+    (out_dir / f"{stem}.md").write_text("\n".join(lines) + "\n", "utf-8")
 
     names = list(systems)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
@@ -688,7 +731,7 @@ def _write(result: Mapping[str, Any], out_dir: Path) -> None:
     right.set_xlabel(f"median ms per query ({result['torch_threads']} thread(s), shared machine)")
     fig.suptitle(f"{result['dataset']['name']}: {result['queries']} queries")
     fig.tight_layout()
-    fig.savefig(out_dir / "compare.png", dpi=100)
+    fig.savefig(out_dir / f"{stem}.png", dpi=100)
     plt.close(fig)
 
 

@@ -230,9 +230,19 @@ def _write(result: dict[str, Any], out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "scale.json").write_text(json.dumps(result, indent=2) + "\n", "utf-8")
     title = f"# Hybrid query, full access filter, vs points (shared machine, {result['cpus']} CPUs)"
-    columns = ("points", "upsert pts/s", "median ms before", "median ms after optimize")
-    columns += ("p95 ms after", "dense leg ms", "BM25 leg ms", "payload by id ms")
-    columns += ("optimize s", "disk MB", "peak RSS MB")
+    columns = [
+        "points",
+        "upsert pts/s",
+        "median ms before",
+        "median ms after optimize",
+        "p95 ms after",
+        "dense leg ms",
+        "BM25 leg ms",
+        "payload by id ms",
+        "optimize s",
+        "disk MB",
+        "peak RSS MB",
+    ]
     header = "| " + " | ".join(columns) + " |"
     lines = [title, "", header, "|" + "---|" * len(columns)]
     for r in result["sizes"]:
@@ -246,8 +256,10 @@ def _write(result: dict[str, Any], out_dir: Path) -> None:
         )
     lines += [
         "",
-        "Medians over the probes, one query at a time; the legs and the payload read are the "
-        "bare engine calls (after optimize), requests built before the clock starts.",
+        (
+            "Medians over the probes, one query at a time; the legs and the payload read are "
+            "the bare engine calls (after optimize), requests built before the clock starts."
+        ),
     ]
     (out_dir / "scale.md").write_text("\n".join(lines) + "\n", "utf-8")
     points = [r["points"] for r in result["sizes"]]

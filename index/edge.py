@@ -276,9 +276,7 @@ class EdgeStore:
         sparse_ranked = [_ranked(p) for p in sparse_hits]
         top = rrf((dense, sparse_ranked), k=query.rrf_k, limit=query.limit)
         with_vector: bool | list[str] = [DENSE] if query.with_vectors else False
-        records = {
-            str(r.id): r for r in shard.retrieve([pid for pid, _ in top], True, with_vector)
-        }
+        records = {str(r.id): r for r in shard.retrieve([pid for pid, _ in top], True, with_vector)}
         # a point deleted between the two calls (a sync running alongside) is left out
         fused = [
             _stored(records[pid], query.with_vectors, score=score)

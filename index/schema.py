@@ -206,9 +206,7 @@ class HybridResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def rrf(
-    legs: Sequence[Sequence[StoredPoint]], *, k: int, limit: int
-) -> list[tuple[str, float]]:
+def rrf(legs: Sequence[Sequence[StoredPoint]], *, k: int, limit: int) -> list[tuple[str, float]]:
     """Reciprocal rank fusion of ranked lists, as Qdrant defines it (``Fusion.RRF``).
 
     A point at 0-based position ``p`` of a list scores ``1 / (k + p)``, summed over the lists

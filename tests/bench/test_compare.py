@@ -76,15 +76,15 @@ def test_compare_writes_sane_report(beir: Path, tmp_path: Path, encoders: object
     for floor in rerank_floors:
         # measured when a trained reranker is configured, otherwise skipped with the reason
         assert (floor in floors) != (floor in result["skipped"]), floor
-    saved = json.loads((out / "compare.json").read_text("utf-8"))
+    saved = json.loads((out / f"compare-{beir.name}.json").read_text("utf-8"))
     assert saved["systems"].keys() == systems.keys()
-    table = (out / "compare.md").read_text("utf-8")
+    table = (out / f"compare-{beir.name}.md").read_text("utf-8")
     assert "| llamaindex |" in table and "shared machine" in table
     assert "| search + assemble (packed context out) |" in table
     assert "bare Edge, what the store query returns" in table
     assert "CrossEncoder.predict" in table
     assert "ragctx_store_query_over_bare_edge_same_information" in table
-    assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
+    assert (out / f"compare-{beir.name}.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_compare_rejects_a_folder_without_beir_files(tmp_path: Path) -> None:

@@ -29,10 +29,7 @@ def test_rrf_ranks_as_qdrant_client_does(
     legs = [[StoredPoint(id=str(i), payload={}) for i in leg] for leg in (dense, sparse)]
     ours = rrf(legs, k=k, limit=limit)
     theirs = reciprocal_rank_fusion(
-        [
-            [models.ScoredPoint(id=i, version=0, score=0.0) for i in leg]
-            for leg in (dense, sparse)
-        ],
+        [[models.ScoredPoint(id=i, version=0, score=0.0) for i in leg] for leg in (dense, sparse)],
         limit=limit,
         ranking_constant_k=k,
     )
