@@ -3,10 +3,12 @@
 Measures, in one process, every model at ONE intra-op thread (torch and ONNX Runtime):
 - query encode median (ms) of the dense model on torch, onnx (fp32) and onnx-int8, one short
   query at a time (SciFact queries);
-- reranking 50 (query, passage) pairs per backend at max_length 256 and 512. The cross-encoder
-  is the TEST-BUILT one of ``tests/reranker_model.py`` (real MiniLM encoder and tokenizer, an
-  untrained seeded one-logit head): same architecture and cost as a MiniLM-L6 cross-encoder,
-  scores meaningless as relevance, so only times and the fp32 ranking agreement are reported;
+- reranking 50 (query, passage) pairs per backend at max_length 256 and 512, and the first
+  10 and 25 of them (``RAGCTX_RERANK_TOP_N`` 10 / 25: ``<backend>@<max_length>/top<n>``). The
+  cross-encoder is the TEST-BUILT one of ``tests/reranker_model.py`` (real MiniLM encoder and
+  tokenizer, an untrained seeded one-logit head): same architecture and cost as a MiniLM-L6
+  cross-encoder, scores meaningless as relevance, so only times and the fp32 ranking agreement
+  are reported;
 - ``retrieval.search`` median (ms; dense backend onnx, no reranker) over the first
   ``--docs`` SciFact documents, at a 0 % and a 30 % query repeat rate, each with an empty
   query cache of the default size.
@@ -180,6 +182,10 @@ def _rerank(query: str, passages: list[str], work: Path, *, rounds: int) -> dict
                     float(np.max(np.abs(np.array(scores) - np.array(ref)))), 6
                 )
             out[f"{backend}@{max_length}"] = cell
+            for depth in (10, 25):  # RAGCTX_RERANK_TOP_N below the default 50
+                out[f"{backend}@{max_length}/top{depth}"] = _median_ms(
+                    lambda _, c=ce, d=depth: c.score(query, passages[:d]), list(range(rounds))
+                )
     return out
 
 
