@@ -28,7 +28,6 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -80,14 +79,8 @@ def main(argv: Sequence[str] | None = None, *, encoders: Any = None) -> dict[str
     torch.set_num_threads(args.threads)
     from eval.datasets import load_dataset
 
-    data = load_dataset(args.dataset)  # InvalidInputError names a missing or bad file
-    if args.quick:
-        keep = list(data.queries)[: args.quick]
-        data = replace(
-            data,
-            queries={q: data.queries[q] for q in keep},
-            qrels={q: data.qrels[q] for q in keep},
-        )
+    # InvalidInputError names a missing or bad file
+    data = load_dataset(args.dataset).first_queries(args.quick)
     corpus = _read_corpus(args.dataset / "corpus.jsonl")
     result: dict[str, Any] = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -74,14 +74,7 @@ def _run(args: Any, store_dir: Path) -> dict[str, Any]:
     from retrieval.rerank import CrossEncoderReranker, RerankMode, combine
     from service.wiring import chunking_params, encoder_params, load_settings, retrieval_params
 
-    data = load_dataset(args.dataset)
-    if args.quick:
-        keep = list(data.queries)[: args.quick]
-        data = replace(
-            data,
-            queries={q: data.queries[q] for q in keep},
-            qrels={q: data.qrels[q] for q in keep},
-        )
+    data = load_dataset(args.dataset).first_queries(args.quick)
     settings = load_settings(torch_threads=args.threads, query_cache_size=0)
     encoders = Encoders.load(encoder_params(settings))
     chunker = Chunker.for_encoder(chunking_params(settings), encoders.dense)

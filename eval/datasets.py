@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +62,17 @@ class EvalDataset:
     def describe(self) -> dict[str, Any]:
         """:meth:`info` as JSON-ready data."""
         return self.info().model_dump(mode="json")
+
+    def first_queries(self, n: int) -> EvalDataset:
+        """The same dataset with only its first ``n`` judged queries (all when ``n`` is 0)."""
+        if not n:
+            return self
+        keep = list(self.queries)[:n]
+        return replace(
+            self,
+            queries={q: self.queries[q] for q in keep},
+            qrels={q: self.qrels[q] for q in keep},
+        )
 
 
 def load_dataset(path: Path, *, name: str | None = None, split: str = "test") -> EvalDataset:

@@ -33,9 +33,8 @@ def _module() -> ModuleType:
     return load_bench("compare")
 
 
-@pytest.fixture(scope="module")
-def beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("beir")
+def write_tiny_beir(root: Path) -> Path:
+    """A BEIR folder of six one-line documents and four judged questions, in ``root``."""
     (root / "qrels").mkdir()
     corpus = [{"_id": f"d-{t}", "title": t, "text": body} for t, body in TOPICS.items()]
     (root / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in corpus), "utf-8")
@@ -44,6 +43,11 @@ def beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     qrels = "query-id\tcorpus-id\tscore\n" + "".join(f"q-{t}\td-{t}\t1\n" for t in QUESTIONS)
     (root / "qrels/test.tsv").write_text(qrels, "utf-8")
     return root
+
+
+@pytest.fixture(scope="module")
+def beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_beir(tmp_path_factory.mktemp("beir"))
 
 
 def test_compare_writes_sane_report(beir: Path, tmp_path: Path, encoders: object) -> None:

@@ -9,21 +9,13 @@ from pathlib import Path
 import pytest
 
 from tests.bench.loader import load_bench
-from tests.bench.test_compare import QUESTIONS, TOPICS
+from tests.bench.test_compare import QUESTIONS, write_tiny_beir
 from tests.reranker_model import build_test_cross_encoder
 
 
 @pytest.fixture(scope="module")
 def beir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("beir-rerank")
-    (root / "qrels").mkdir()
-    corpus = [{"_id": f"d-{t}", "title": t, "text": body} for t, body in TOPICS.items()]
-    (root / "corpus.jsonl").write_text("".join(json.dumps(r) + "\n" for r in corpus), "utf-8")
-    queries = [{"_id": f"q-{t}", "text": text} for t, text in QUESTIONS.items()]
-    (root / "queries.jsonl").write_text("".join(json.dumps(r) + "\n" for r in queries), "utf-8")
-    qrels = "query-id\tcorpus-id\tscore\n" + "".join(f"q-{t}\td-{t}\t1\n" for t in QUESTIONS)
-    (root / "qrels/test.tsv").write_text(qrels, "utf-8")
-    return root
+    return write_tiny_beir(tmp_path_factory.mktemp("beir-rerank"))
 
 
 def test_every_backend_scores_the_same_candidates(beir: Path, tmp_path: Path) -> None:
